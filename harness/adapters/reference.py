@@ -1,0 +1,142 @@
+"""The reference adapter: our NTLM package from MS-NLMP, in-process. It is the oracle."""
+
+from __future__ import annotations
+
+from harness.adapters.base import (
+    Adapter,
+    CallResult,
+    Capability,
+    ContextOptions,
+    ContextPair,
+    Handle,
+)
+from harness.ntlm.flags import NegotiateFlags as F
+from harness.ntlm.handshake import (
+    Credentials,
+    Established,
+    HandshakeError,
+    NtlmClient,
+    NtlmServer,
+    Randomness,
+)
+from harness.ntlm.messages import MessageError
+from harness.ntlm.package import NtlmPackage
+from harness.ntlm.session import SessionSecurity
+from harness.sspi.buffers import SecBufferDesc
+from harness.sspi.constants import SecStatus
+from harness.sspi.sizes import SecPkgContextSizes
+
+BASE_FLAGS = F.UNICODE | F.REQUEST_TARGET | F.NTLM | F.ALWAYS_SIGN | F.VERSION
+
+
+def requested_flags(options: ContextOptions) -> int:
+    """The NEGOTIATE flags a client sends for these options (§2.2.2.5)."""
+    flags = BASE_FLAGS
+    if options.ntlm_version in ("v2", "v1-ess"):
+        flags |= F.EXTENDED_SESSIONSECURITY
+    if options.integrity or options.confidentiality:
+        flags |= F.SIGN
+    if options.confidentiality:
+        flags |= F.SEAL
+    if options.key_exchange:
+        flags |= F.KEY_EXCH
+    if options.key_bits == 128:
+        flags |= F.NEGOTIATE_128 | F.NEGOTIATE_56
+    elif options.key_bits == 56:
+        flags |= F.NEGOTIATE_56
+    if options.datagram:
+        flags |= F.DATAGRAM
+    if options.lm_key:
+        flags |= F.LM_KEY
+    return int(flags)
+
+
+class ReferenceAdapter(Adapter):
+    name = "reference"
+    description = "sspi-harness's own NTLM SSP, written from MS-NLMP (the oracle)"
+    capabilities = (
+        Capability.SIGN
+        | Capability.SEAL
+        | Capability.MULTIPLE_DATA
+        | Capability.READONLY
+        | Capability.READONLY_WITH_CHECKSUM
+        | Capability.RAW_DESCRIPTORS
+        | Capability.BAD_HANDLES
+        | Capability.NTLMV1
+        | Capability.NTLMV2
+        | Capability.DATAGRAM
+        | Capability.NO_INTEGRITY
+        | Capability.SESSION_KEY
+        | Capability.NTLM_PRIMITIVES
+    )
+
+    def __init__(self, randomness: Randomness | None = None) -> None:
+        self.package = NtlmPackage()
+        self.randomness = randomness
+
+    def establish(self, options: ContextOptions) -> ContextPair | CallResult:
+        creds = Credentials(options.user, options.domain, options.password)
+        client = NtlmClient(
+            creds,
+            requested_flags(options),
+            ntlm_v2=options.ntlm_version == "v2",
+            randomness=self.randomness,
+        )
+        server = NtlmServer(
+            {(options.user, options.domain): options.password}, randomness=self.randomness
+        )
+        try:
+            server.accept(client.authenticate(server.challenge(client.negotiate())))
+        except HandshakeError as exc:
+            return CallResult(exc.status, detail=str(exc))
+        except MessageError as exc:
+            return CallResult(SecStatus.SEC_E_INVALID_TOKEN, detail=str(exc))
+        assert client.established is not None and server.established is not None
+        return ContextPair(
+            self._handle(self.package.add(client.established, is_client=True)),
+            self._handle(self.package.add(server.established, is_client=False)),
+            client.established.flags,
+            client.established.exported_session_key,
+        )
+
+    def from_session_key(self, flags: int, exported_session_key: bytes, *, client: bool) -> Handle:
+        session = SessionSecurity(flags, exported_session_key, is_client=client)
+        established = Established(flags, exported_session_key, True, session)
+        return self._handle(self.package.add(established, is_client=client))
+
+    @staticmethod
+    def _handle(raw: tuple[int, int]) -> Handle:
+        return Handle(*raw)
+
+    @staticmethod
+    def _raw(handle: Handle) -> tuple[int, int]:
+        return (handle.lower, handle.upper)
+
+    def query_sizes(self, handle: Handle) -> tuple[CallResult, SecPkgContextSizes | None]:
+        status, sizes = self.package.query_sizes(self._raw(handle))
+        return CallResult(status), sizes
+
+    def make_signature(
+        self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        return CallResult(self.package.make_signature(self._raw(handle), qop, message, seqno))
+
+    def verify_signature(
+        self, handle: Handle, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        status, qop = self.package.verify_signature(self._raw(handle), message, seqno)
+        return CallResult(status, qop)
+
+    def encrypt_message(
+        self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        return CallResult(self.package.encrypt_message(self._raw(handle), qop, message, seqno))
+
+    def decrypt_message(
+        self, handle: Handle, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        status, qop = self.package.decrypt_message(self._raw(handle), message, seqno)
+        return CallResult(status, qop)
+
+    def delete_context(self, handle: Handle) -> CallResult:
+        return CallResult(self.package.delete_context(self._raw(handle)))

@@ -1,0 +1,252 @@
+"""The ``sspi-harness`` command.
+
+Exit codes: 0 nothing failed, 1 something failed, 2 usage or input error (one line on stderr,
+never a traceback), 130 interrupted (what finished is kept and reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from harness import __version__
+
+PROG = "sspi-harness"
+
+
+class UsageError(Exception):
+    """Bad input from the user; printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Conformance and fuzz testing for SSPI message functions.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run the conformance catalogue against adapters")
+    run.add_argument("--adapter", action="append", default=None, metavar="NAME",
+                     help="adapter name, package.module:Class, or 'all' (repeatable; default all)")
+    run.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR",
+                     help="output folder (default: reports)")
+    run.add_argument("--profile", choices=("documented", "windows"), default="documented",
+                     help="which expectations are strict (default: documented)")
+    run.add_argument("--case", action="append", default=None, metavar="PATTERN",
+                     help="run only cases matching this glob (repeatable)")
+    run.add_argument("--list", action="store_true", help="print the cases and exit")
+    run.add_argument("--resume", action="store_true",
+                     help="keep DIR/results.jsonl and run only the cases not in it")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+
+    sub.add_parser("adapters", help="list adapters, availability and capabilities")
+
+    vectors = sub.add_parser("vectors", help="golden vectors: lint files, replay against an adapter")
+    vsub = vectors.add_subparsers(dest="vectors_command", required=True, parser_class=_Parser)
+    lint = vsub.add_parser("lint", help="validate vector files (schema, ids, counts, flags)")
+    lint.add_argument("files", nargs="*", type=Path)
+    check = vsub.add_parser("check", help="replay vectors against an adapter")
+    check.add_argument("--adapter", default="reference", metavar="NAME")
+    check.add_argument("files", nargs="*", type=Path)
+    return parser
+
+
+# -- adapters ---------------------------------------------------------------------------------
+
+
+def _cmd_adapters(_args: argparse.Namespace) -> int:
+    from harness.adapters.base import Capability
+    from harness.adapters.registry import UnknownAdapter, load_adapter, names
+
+    for name in names():
+        try:
+            cls = load_adapter(name)
+        except UnknownAdapter as exc:
+            print(f"{name:12} unavailable  {exc}")
+            continue
+        availability = cls.available()
+        state = "available" if availability.ok else f"unavailable ({availability.reason})"
+        caps = ", ".join(c.name.lower().replace("_", "-") for c in Capability
+                         if c.name and c in cls.capabilities and c != Capability.NONE)
+        print(f"{name:12} {state}\n{'':12} {cls.description}\n{'':12} capabilities: {caps}")
+    return 0
+
+
+# -- run --------------------------------------------------------------------------------------
+
+
+def _adapter_classes(requested: list[str] | None) -> dict[str, Any]:
+    from harness.adapters.registry import UnknownAdapter, load_adapter, names
+
+    wanted = requested or ["all"]
+    chosen: list[str] = []
+    for name in wanted:
+        for item in names() if name == "all" else [name]:
+            if item not in chosen:
+                chosen.append(item)
+    try:
+        return {name: load_adapter(name) for name in chosen}
+    except UnknownAdapter as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _select(cases: list[Any], patterns: list[str] | None) -> list[Any]:
+    if not patterns:
+        return cases
+    chosen = [c for c in cases if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
+    if not chosen:
+        raise UsageError(f"no case matches {', '.join(patterns)} (see 'run --list')")
+    return chosen
+
+
+def _write_reports(out: Path, records: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    from harness.report import write_html, write_junit
+    from harness.report.summary import write_summary
+
+    write_summary(summary, out / "summary.json")
+    write_junit(records, out / "junit.xml")
+    write_html(records, summary, out / "index.html")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from harness.report import summarize
+    from harness.report.summary import failing_outcomes
+    from harness.runner.engine import plan, run_adapter
+    from harness.runner.store import ResultStore
+    from harness.scenarios import CatalogueError, load_catalogue
+
+    try:
+        cases = load_catalogue()
+    except CatalogueError as exc:
+        raise UsageError(f"scenario catalogue: {exc}") from None
+    planned = [p for p in plan(cases) if p.case in _select(cases, args.case)]
+    if args.list:
+        for item in planned:
+            print(f"{item.id:60} {item.case.scenario.source_ref}")
+        print(f"{len(planned)} cases from {len({p.case.scenario.id for p in planned})} scenarios")
+        return 0
+    adapters = _adapter_classes(args.adapter)
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} exists and is not a folder")
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    clock = time.perf_counter()
+    store = ResultStore(args.out, resume=args.resume)
+    progress = _Progress(len(planned) * len(adapters), quiet=args.quiet)
+    interrupted = False
+    try:
+        for name, cls in adapters.items():
+            run_adapter(name, cls, planned, store, profile=args.profile, on_case=progress.advance)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        progress.close()
+        store.close()
+    summary = summarize(
+        store.records, started=started, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        duration_s=time.perf_counter() - clock, profile=args.profile,
+    )
+    _write_reports(args.out, store.records, summary)
+    if not args.quiet or interrupted:
+        for name, counts in summary["adapters"].items():
+            text = ", ".join(f"{k} {v}" for k, v in counts.items())
+            print(f"{name}: {text}", file=sys.stderr)
+        print(f"report: {args.out / 'index.html'}", file=sys.stderr)
+    if interrupted:
+        print(f"{PROG}: interrupted; finished cases are in {store.path} (--resume to go on)",
+              file=sys.stderr)
+        return 130
+    failed = any(r.get("outcome") in failing_outcomes for r in store.records)
+    return 1 if failed else 0
+
+
+class _Progress:
+    """A rich progress bar on a terminal; silent otherwise or with --quiet."""
+
+    def __init__(self, total: int, *, quiet: bool) -> None:
+        self._bar: Any = None
+        if quiet or not sys.stderr.isatty():
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self._bar = Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
+                             TimeRemainingColumn(), transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task("cases", total=total)
+
+    def advance(self, record: dict[str, Any]) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, description=f"{record['adapter']} {record['case']}")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+# -- vectors ----------------------------------------------------------------------------------
+
+
+def _vector_files(files: list[Path]) -> list[Path]:
+    from harness.vectors.check import default_vector_paths
+
+    for path in files:
+        if not path.is_file():
+            raise UsageError(f"vector file {path} does not exist")
+    return files or default_vector_paths()
+
+
+def _cmd_vectors(args: argparse.Namespace) -> int:
+    if args.vectors_command == "lint":
+        from harness.vectors.lint import lint
+
+        paths = _vector_files(args.files)
+        problems = lint(paths)
+        for problem in problems:
+            print(problem)
+        print(f"{len(paths)} files, {len(problems)} problems", file=sys.stderr)
+        return 2 if problems else 0
+
+    from harness.adapters.registry import UnknownAdapter, load_adapter
+    from harness.vectors.check import check
+    from harness.vectors.lint import lint
+
+    paths = _vector_files(args.files)
+    problems = lint(paths)
+    if problems:
+        raise UsageError(f"{problems[0]} (run 'vectors lint' for all {len(problems)} problems)")
+    try:
+        adapter = load_adapter(args.adapter)()
+    except UnknownAdapter as exc:
+        raise UsageError(str(exc)) from None
+    results = check(paths, adapter)
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        detail = f"  {result.detail}" if result.detail else ""
+        print(f"{result.outcome:11} {Path(result.file).name}#{result.tcId} {result.comment}{detail}")
+    print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f" of {len(results)} vectors")
+    return 1 if counts.get("FAIL") or counts.get("ERROR") else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        command = {"run": _cmd_run, "adapters": _cmd_adapters, "vectors": _cmd_vectors}
+        return command[args.command](args)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{PROG}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

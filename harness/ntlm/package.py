@@ -1,0 +1,233 @@
+"""The SSPI message functions of the reference NTLM package, over SecBufferDesc.
+
+This is the SpMakeSignature-side of the package: a handle table and, per call, the checks an
+SSP makes before it touches bytes. Where the SSPI pages name a status for a condition, that
+status is used (the docstrings quote the page); where they are silent, the choice is stated.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from harness.ntlm.flags import NegotiateFlags as F
+from harness.ntlm.handshake import Established
+from harness.ntlm.session import SIGNATURE_SIZE
+from harness.sspi.buffers import SecBuffer, SecBufferDesc
+from harness.sspi.constants import SECBUFFER_VERSION, SECQOP_WRAP_NO_ENCRYPT, BufferType
+from harness.sspi.constants import SecStatus as S
+from harness.sspi.sizes import SecPkgContextSizes
+
+# QuerySecurityPackageInfo("NTLM")->cbMaxToken on current Windows, as recorded by Wine's
+# dlls/secur32/tests/ntlm.c; we report the same so that callers size buffers alike.
+NTLM_MAX_TOKEN = 2888
+
+Handle = tuple[int, int]
+
+
+@dataclass
+class Context:
+    established: Established
+    is_client: bool
+
+    @property
+    def integrity(self) -> bool:
+        return bool(self.established.flags & (F.SIGN | F.SEAL))
+
+    @property
+    def confidentiality(self) -> bool:
+        """SEAL negotiated; "Message confidentiality is available in connectionless mode only
+        if the client configures extended session security" (§3.4.3)."""
+        flags = self.established.flags
+        if flags & F.DATAGRAM and not flags & F.EXTENDED_SESSIONSECURITY:
+            return False
+        return bool(flags & F.SEAL)
+
+
+def _checked(desc: SecBufferDesc | None) -> tuple[S, list[SecBuffer]]:
+    """The buffers of a descriptor a package can trust, or SEC_E_INVALID_TOKEN.
+
+    A C package cannot tell a lying ``cbBuffer`` from a true one; the model can, and treats
+    the lie like the access violation it would cause: as an invalid token.
+    """
+    if desc is None or desc.buffers is None or desc.version != SECBUFFER_VERSION:
+        return S.SEC_E_INVALID_TOKEN, []
+    if desc.c_buffers > len(desc.buffers):
+        return S.SEC_E_INVALID_TOKEN, []
+    buffers = desc.buffers[: desc.c_buffers]
+    for buf in buffers:
+        if buf.kind in (BufferType.DATA, BufferType.TOKEN):
+            real = 0 if buf.data is None else len(buf.data)
+            if buf.cb_buffer > real or (buf.data is None and buf.cb_buffer):
+                return S.SEC_E_INVALID_TOKEN, []
+    return S.SEC_E_OK, buffers
+
+
+def _bytes(buf: SecBuffer) -> bytes:
+    return bytes(buf.data[: buf.cb_buffer]) if buf.data is not None else b""
+
+
+def _is_signed(buf: SecBuffer) -> bool:
+    """DATA buffers are signed unless marked READONLY without READONLY_WITH_CHECKSUM.
+
+    The seed: "If the SECBUFFER_READONLY attribute is set, the buffer will not be signed".
+    READONLY_WITH_CHECKSUM is signed: the SecBuffer page says the flag is "intended for
+    sending header information to the security package for computing the checksum", and
+    Windows does so (Wine's ntlm.c vectors), though the MakeSignature page says the function
+    "does not process buffers with the SECBUFFER_READONLY_WITH_CHECKSUM attribute".
+    """
+    return buf.kind == BufferType.DATA and (not buf.readonly or buf.readonly_with_checksum)
+
+
+def _is_encrypted(buf: SecBuffer) -> bool:
+    """Only DATA buffers with neither read-only attribute are encrypted."""
+    return buf.kind == BufferType.DATA and not buf.flags & 0x90000000
+
+
+def _write_token(token: SecBuffer, signature: bytes) -> None:
+    """Write the signature at the start of TOKEN and set cbBuffer to its size."""
+    assert token.data is not None
+    token.data[:SIGNATURE_SIZE] = signature
+    del token.data[SIGNATURE_SIZE:]
+    token.declared_length = None
+
+
+class NtlmPackage:
+    """The handle table and the message functions of one in-process package instance."""
+
+    def __init__(self) -> None:
+        self._contexts: dict[Handle, Context] = {}
+        self._ids = itertools.count(1)
+
+    def add(self, established: Established, *, is_client: bool) -> Handle:
+        handle = (next(self._ids), 0x4E544C4D)  # dwUpper tags the package: "NTLM"
+        self._contexts[handle] = Context(established, is_client)
+        return handle
+
+    def context(self, handle: Handle) -> Context | None:
+        return self._contexts.get(handle)
+
+    def delete_context(self, handle: Handle) -> S:
+        """DeleteSecurityContext: SEC_E_INVALID_HANDLE for an unknown or deleted handle."""
+        if self._contexts.pop(handle, None) is None:
+            return S.SEC_E_INVALID_HANDLE
+        return S.SEC_E_OK
+
+    def query_sizes(self, handle: Handle) -> tuple[S, SecPkgContextSizes | None]:
+        """SECPKG_ATTR_SIZES. cbMaxSignature is 0 when integrity was not negotiated ("If the
+        cbMaxSignature member is zero, the security package does not support signing")."""
+        ctx = self.context(handle)
+        if ctx is None:
+            return S.SEC_E_INVALID_HANDLE, None
+        signature = SIGNATURE_SIZE if ctx.integrity else 0
+        return S.SEC_E_OK, SecPkgContextSizes(NTLM_MAX_TOKEN, signature, 0, signature)
+
+    def make_signature(
+        self, handle: Handle, qop: int, desc: SecBufferDesc | None, seqno: int
+    ) -> S:
+        """MakeSignature. fQOP is ignored (the seed: "The quality of service parameter is
+        ignored"); SEC_E_QOP_NOT_SUPPORTED when "the quality of protection negotiated between
+        the client and server did not include integrity checking"; SEC_E_INVALID_TOKEN when
+        "pMessage did not contain a valid SECBUFFER_TOKEN buffer or contained too few buffers",
+        which covers a TOKEN shorter than cbMaxSignature."""
+        ctx = self.context(handle)
+        if ctx is None:
+            return S.SEC_E_INVALID_HANDLE
+        if not ctx.integrity:
+            return S.SEC_E_QOP_NOT_SUPPORTED
+        status, buffers = _checked(desc)
+        if status:
+            return status
+        token = next((b for b in buffers if b.kind == BufferType.TOKEN), None)
+        if token is None or token.cb_buffer < SIGNATURE_SIZE or len(buffers) < 2:
+            return S.SEC_E_INVALID_TOKEN
+        message = b"".join(_bytes(b) for b in buffers if _is_signed(b))
+        _write_token(token, ctx.established.session.sign(message, seqno))
+        return S.SEC_E_OK
+
+    def verify_signature(
+        self, handle: Handle, desc: SecBufferDesc | None, seqno: int
+    ) -> tuple[S, int]:
+        """VerifySignature: SEC_E_MESSAGE_ALTERED for a bad signature, SEC_E_OUT_OF_SEQUENCE
+        for a good one with the wrong sequence number, SEC_E_INVALID_TOKEN for a missing or
+        short TOKEN. A failure leaves the context's state unchanged."""
+        ctx = self.context(handle)
+        if ctx is None:
+            return S.SEC_E_INVALID_HANDLE, 0
+        if not ctx.integrity:
+            return S.SEC_E_QOP_NOT_SUPPORTED, 0
+        status, buffers = _checked(desc)
+        if status:
+            return status, 0
+        token = next((b for b in buffers if b.kind == BufferType.TOKEN), None)
+        if token is None or token.cb_buffer < SIGNATURE_SIZE or len(buffers) < 2:
+            return S.SEC_E_INVALID_TOKEN, 0
+        message = b"".join(_bytes(b) for b in buffers if _is_signed(b))
+        signature = _bytes(token)[:SIGNATURE_SIZE]
+        return ctx.established.session.verify(message, signature, seqno), 0
+
+    def encrypt_message(
+        self, handle: Handle, qop: int, desc: SecBufferDesc | None, seqno: int
+    ) -> S:
+        """EncryptMessage (General): needs negotiated confidentiality unless fQOP is
+        SECQOP_WRAP_NO_ENCRYPT ("produce a header or trailer but do not encrypt the message");
+        SEC_E_INVALID_TOKEN when "no SECBUFFER_DATA type buffer was found" or no TOKEN."""
+        ctx = self.context(handle)
+        if ctx is None:
+            return S.SEC_E_INVALID_HANDLE
+        wrap_only = qop == SECQOP_WRAP_NO_ENCRYPT
+        if qop not in (0, SECQOP_WRAP_NO_ENCRYPT):
+            return S.SEC_E_QOP_NOT_SUPPORTED
+        if not (ctx.integrity if wrap_only else ctx.confidentiality):
+            return S.SEC_E_QOP_NOT_SUPPORTED
+        status, buffers = _checked(desc)
+        if status:
+            return status
+        token = next((b for b in buffers if b.kind == BufferType.TOKEN), None)
+        data = [b for b in buffers if b.kind == BufferType.DATA]
+        if token is None or not data:
+            return S.SEC_E_INVALID_TOKEN
+        if token.cb_buffer < SIGNATURE_SIZE:
+            return S.SEC_E_BUFFER_TOO_SMALL
+        session = ctx.established.session
+        signed = b"".join(_bytes(b) for b in data if _is_signed(b))
+        if wrap_only:
+            _write_token(token, session.sign(signed, seqno))
+            return S.SEC_E_OK
+        targets = [b for b in data if _is_encrypted(b)]
+        sealed, signature = session.seal([_bytes(b) for b in targets], signed, seqno)
+        for buf, out in zip(targets, sealed, strict=True):
+            assert buf.data is not None
+            buf.data[: len(out)] = out
+        _write_token(token, signature)
+        return S.SEC_E_OK
+
+    def decrypt_message(
+        self, handle: Handle, desc: SecBufferDesc | None, seqno: int
+    ) -> tuple[S, int]:
+        """DecryptMessage (General): decrypts in place and checks the signature; on failure
+        the DATA buffers keep their ciphertext, so no unauthenticated plaintext is released."""
+        ctx = self.context(handle)
+        if ctx is None:
+            return S.SEC_E_INVALID_HANDLE, 0
+        if not ctx.confidentiality:
+            return S.SEC_E_QOP_NOT_SUPPORTED, 0
+        status, buffers = _checked(desc)
+        if status:
+            return status, 0
+        token = next((b for b in buffers if b.kind == BufferType.TOKEN), None)
+        data = [b for b in buffers if b.kind == BufferType.DATA]
+        if token is None or not data or token.cb_buffer < SIGNATURE_SIZE:
+            return S.SEC_E_INVALID_TOKEN, 0
+        status, plain = ctx.established.session.unseal(
+            [_bytes(b) for b in data],
+            _bytes(token)[:SIGNATURE_SIZE],
+            signed=[_is_signed(b) for b in data],
+            encrypted=[_is_encrypted(b) for b in data],
+            app_seqno=seqno,
+        )
+        if status == S.SEC_E_OK:
+            for buf, out in zip(data, plain, strict=True):
+                assert buf.data is not None
+                buf.data[: len(out)] = out
+        return status, 0

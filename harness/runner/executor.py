@@ -1,0 +1,197 @@
+"""Execute one case against one adapter and judge it against the chosen profile.
+
+Besides the expectations written in the case, one invariant holds for every call: a package
+must never write into a buffer marked SECBUFFER_READONLY or SECBUFFER_READONLY_WITH_CHECKSUM
+("The package can read this buffer, but cannot modify it", SecBuffer reference page).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.adapters.base import Adapter, CallResult, ContextPair, Handle
+from harness.scenarios.loader import BUFFER_FLAGS
+from harness.scenarios.model import PROFILES, BufferSpec, Case, Step
+from harness.sspi.buffers import SecBuffer, SecBufferDesc
+from harness.sspi.constants import SECBUFFER_ATTRMASK, BufferType, status_name
+
+
+@dataclass
+class StepRecord:
+    step: str
+    status: str
+    expected: str | None
+    ok: bool
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "status": self.status,
+            "expected": self.expected,
+            "ok": self.ok,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class CaseOutcome:
+    outcome: str  # PASS | NON_STRICT | FAIL | ERROR
+    steps: list[StepRecord] = field(default_factory=list)
+    message: str = ""
+    expected: dict[str, Any] = field(default_factory=dict)
+    actual: dict[str, Any] = field(default_factory=dict)
+
+
+class StepFailed(Exception):
+    pass
+
+
+def _build_buffer(spec: BufferSpec, position: int, saved: dict[str, SecBufferDesc]) -> SecBuffer:
+    if spec.source is not None:
+        if spec.source not in saved:
+            raise KeyError(f"no saved message named {spec.source!r}")
+        origin = saved[spec.source].buffers or []
+        index = position if spec.index is None else spec.index
+        data = bytearray(origin[index].data or b"")
+    elif spec.text is not None:
+        data = bytearray(spec.text.encode())
+    elif spec.hex is not None:
+        data = bytearray.fromhex(spec.hex)
+    else:
+        data = bytearray(spec.size or 0)
+    if spec.truncate is not None:
+        del data[spec.truncate :]
+    if spec.xor is not None:
+        offset, value = spec.xor
+        data[offset] ^= value
+    if spec.append is not None:
+        data += bytes.fromhex(spec.append)
+    flags = 0
+    for name in spec.flags:
+        flags |= BUFFER_FLAGS[name]
+    return SecBuffer(
+        int(BufferType[spec.type]) | flags, None if spec.null else data, spec.cb
+    )
+
+
+def build_descriptor(step: Step, saved: dict[str, SecBufferDesc]) -> SecBufferDesc:
+    """The SecBufferDesc a step describes, with its deliberate defects."""
+    buffers = [_build_buffer(spec, i, saved) for i, spec in enumerate(step.buffers)]
+    desc = SecBufferDesc(None if step.null_buffers else buffers)
+    if step.version is not None:
+        desc.version = step.version
+    if step.count is not None:
+        desc.declared_count = step.count
+    return desc
+
+
+def _handle(step: Step, pair: ContextPair) -> Handle:
+    if step.handle == "zero":
+        return Handle.ZERO
+    if step.handle == "garbage":
+        return Handle.GARBAGE
+    return pair.client if step.by == "client" else pair.server
+
+
+def _protected(desc: SecBufferDesc) -> dict[int, bytes | None]:
+    return {
+        i: None if b.data is None else bytes(b.data)
+        for i, b in enumerate(desc.buffers or [])
+        if b.buffer_type & SECBUFFER_ATTRMASK
+    }
+
+
+def _call(adapter: Adapter, step: Step, handle: Handle, desc: SecBufferDesc) -> CallResult:
+    if step.op == "sign":
+        return adapter.make_signature(handle, step.qop, desc, step.seqno)
+    if step.op == "verify":
+        return adapter.verify_signature(handle, desc, step.seqno)
+    if step.op == "seal":
+        return adapter.encrypt_message(handle, step.qop, desc, step.seqno)
+    if step.op == "unseal":
+        return adapter.decrypt_message(handle, desc, step.seqno)
+    return adapter.delete_context(handle)
+
+
+def _judge(step: Step, status: int, profile: str) -> tuple[str, bool, bool]:
+    """(expected name, ok, non_strict) for a returned status."""
+    if step.expect is None:
+        return "", True, False
+    expected = step.expect.for_profile(profile)
+    actual = status_name(status)
+    if actual == expected:
+        return expected, True, False
+    others = {step.expect.for_profile(p) for p in PROFILES if p != profile}
+    return expected, False, actual in others
+
+
+def execute(adapter: Adapter, case: Case, profile: str = "documented") -> CaseOutcome:
+    """Run every step of ``case``; stop at the first step that fails."""
+    result = CaseOutcome("PASS")
+    established = adapter.establish(case.options)
+    if isinstance(established, CallResult):
+        name = status_name(established.status)
+        result.steps.append(StepRecord("establish", name, "SEC_E_OK", False, established.detail))
+        result.outcome = "FAIL"
+        result.message = f"establish failed with {name}: {established.detail}".strip(": ")
+        result.expected, result.actual = {"status": "SEC_E_OK"}, {"status": name}
+        return result
+    pair = established
+    saved: dict[str, SecBufferDesc] = {}
+    try:
+        for index, step in enumerate(case.scenario.steps):
+            label = f"{index}:{step.op}/{step.by}"
+            handle = _handle(step, pair)
+            if step.op == "sizes":
+                call, sizes = adapter.query_sizes(handle)
+                desc = SecBufferDesc()
+            else:
+                desc = build_descriptor(step, saved)
+                before = _protected(desc)
+                call = _call(adapter, step, handle, desc)
+                sizes = None
+            expected, ok, non_strict = _judge(step, call.status, profile)
+            record = StepRecord(label, status_name(call.status), expected or None, ok, call.detail)
+            result.steps.append(record)
+            result.expected = {"step": label, "status": expected or status_name(call.status)}
+            result.actual = {"step": label, "status": record.status}
+            if not ok:
+                record.detail = record.detail or f"expected {expected}"
+                if non_strict:
+                    result.outcome = "NON_STRICT"
+                    result.message = f"step {label}: {record.status} is allowed only by another profile"
+                    continue
+                result.outcome = "FAIL"
+                result.message = f"step {label}: expected {expected}, got {record.status}"
+                return result
+            if step.op != "sizes":
+                after = _protected(desc)
+                for i, content in before.items():
+                    if after.get(i) != content:
+                        result.outcome, record.ok = "FAIL", False
+                        result.message = f"step {label}: the package wrote into read-only buffer {i}"
+                        return result
+            if sizes is not None and step.expect_sizes:
+                got = sizes.as_dict()
+                wrong = {k: got.get(k) for k, v in step.expect_sizes.items() if got.get(k) != v}
+                if wrong:
+                    result.outcome, record.ok = "FAIL", False
+                    result.message = f"step {label}: sizes {wrong} differ from {step.expect_sizes}"
+                    result.expected["sizes"], result.actual["sizes"] = step.expect_sizes, got
+                    return result
+            if call.status == 0:
+                for buf_index, want in step.expect_buffers:
+                    got_hex = bytes((desc.buffers or [])[buf_index].data or b"").hex()
+                    if got_hex != want:
+                        result.outcome, record.ok = "FAIL", False
+                        result.message = f"step {label}: buffer {buf_index} holds {got_hex}, expected {want}"
+                        result.expected["buffer"], result.actual["buffer"] = want, got_hex
+                        return result
+            if step.save:
+                saved[step.save] = desc.copy()
+    except Exception as exc:  # an exception escaping an adapter is an ERROR outcome
+        result.outcome = "ERROR"
+        result.message = f"{type(exc).__name__}: {exc}"
+    return result

@@ -1,0 +1,114 @@
+"""The command line: the output contract, exit codes, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+
+
+def _run(*argv: str) -> int:
+    return main(list(argv))
+
+
+def test_run_writes_the_output_contract(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _run("run", "--adapter", "reference", "--out", str(out), "--quiet") == 0
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert records and all(r["outcome"] == "PASS" for r in records)
+    for key in ("case", "adapter", "outcome", "expected", "actual", "duration_s"):
+        assert all(key in r for r in records)
+    assert records[0]["case"] == "sanity[start]" and records[-1]["case"] == "sanity[end]"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["adapters"]["reference"]["PASS"] == len(records)
+    suites = ET.parse(out / "junit.xml").getroot()
+    assert int(suites.find("testsuite").get("tests")) == len(records)  # type: ignore[union-attr]
+    html = (out / "index.html").read_text()
+    assert "sign-tamper-data[ntlmv2]" in html
+
+
+def test_resume_runs_only_missing_cases_and_keeps_old_results(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _run("run", "--adapter", "reference", "--out", str(out), "--quiet",
+                "--case", "sign-*") == 0
+    first = (out / "results.jsonl").read_text().splitlines()
+    # Simulate a run killed mid-write: a torn last line is dropped on resume.
+    with (out / "results.jsonl").open("a") as handle:
+        handle.write('{"case": "torn')
+    assert _run("run", "--adapter", "reference", "--out", str(out), "--quiet",
+                "--case", "sign-*", "--case", "seal-*", "--resume") == 0
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert lines[: len(first)] == first
+    cases = [json.loads(line)["case"] for line in lines]
+    assert len(cases) == len(set(cases))
+    assert any(c.startswith("seal-") for c in cases)
+    # Without --resume, the old results are renamed, not overwritten.
+    assert _run("run", "--adapter", "reference", "--out", str(out), "--quiet",
+                "--case", "sanity*") == 0
+    assert len(list(out.glob("results-*.jsonl"))) == 1
+
+
+def test_list_prints_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run("run", "--list") == 0
+    out = capsys.readouterr().out
+    assert "sign-tamper-data[ntlmv2]" in out and "cases from" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--adapter", "nope"], "unknown adapter 'nope'"),
+        (["run", "--adapter", "os:path"], "not an Adapter subclass"),
+        (["run", "--adapter", "no.such.module:Thing"], "cannot import"),
+        (["run", "--bogus"], "unrecognized arguments"),
+        (["run", "--profile", "linux"], "invalid choice"),
+        (["run", "--case", "no-such-case*"], "no case matches"),
+        (["vectors", "lint", "missing.json"], "does not exist"),
+        (["vectors", "check", "--adapter", "nope"], "unknown adapter"),
+        ([], "required"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(*argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_out_that_is_a_file_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "file"
+    target.write_text("keep me")
+    assert _run("run", "--adapter", "reference", "--out", str(target)) == 2
+    assert target.read_text() == "keep me"
+
+
+def test_malformed_vector_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "ntlm_seal_test.json"
+    bad.write_text("{not json")
+    assert _run("vectors", "check", str(bad)) == 2
+    err = capsys.readouterr().err
+    assert "ntlm_seal_test.json" in err and err.count("\n") == 1
+
+
+def test_adapters_lists_reference(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run("adapters") == 0
+    out = capsys.readouterr().out
+    assert "reference" in out and "available" in out and "readonly-with-checksum" in out
+
+
+def test_console_script_exit_code_and_no_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", "--adapter", "missing"],
+        capture_output=True, text=True, cwd=tmp_path, check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("sspi-harness: error: unknown adapter 'missing'")
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,119 @@
+"""The runner judges real behaviour: broken adapters derived from the reference are caught."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.adapters.base import CallResult, Capability, Handle
+from harness.adapters.reference import ReferenceAdapter
+from harness.runner.engine import plan, run_adapter
+from harness.runner.executor import execute
+from harness.runner.store import ResultStore
+from harness.scenarios import load_catalogue
+from harness.sspi.buffers import SecBufferDesc
+from harness.sspi.constants import SecStatus
+
+
+def _case(case_id: str) -> Any:
+    return next(c for c in load_catalogue() if c.id == case_id)
+
+
+class WritesIntoReadOnly(ReferenceAdapter):
+    """Bug: zeroes every DATA buffer after signing, read-only ones included."""
+
+    def make_signature(
+        self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        result = super().make_signature(handle, qop, message, seqno)
+        for buf in (message.buffers or []) if message else []:
+            if buf.kind == 1 and buf.data:
+                buf.data[:] = bytes(len(buf.data))
+        return result
+
+
+class AcceptsAnything(ReferenceAdapter):
+    """Bug: VerifySignature never checks."""
+
+    def verify_signature(
+        self, handle: Handle, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        return CallResult(SecStatus.SEC_E_OK, 0)
+
+
+class Explodes(ReferenceAdapter):
+    def make_signature(
+        self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        raise RuntimeError("native layer fell over")
+
+
+class SignOnly(ReferenceAdapter):
+    capabilities = Capability.SIGN | Capability.NTLMV2
+
+
+def test_reference_passes_every_case() -> None:
+    adapter = ReferenceAdapter()
+    failures = {c.id: execute(adapter, c).message for c in load_catalogue()}
+    assert {k: v for k, v in failures.items() if v} == {}
+
+
+def test_write_into_readonly_buffer_is_a_failure() -> None:
+    result = execute(WritesIntoReadOnly(), _case("sign-readonly-not-signed[ntlmv2]"))
+    assert result.outcome == "FAIL"
+    assert "read-only buffer 0" in result.message
+
+
+def test_verifier_that_accepts_tampering_fails() -> None:
+    result = execute(AcceptsAnything(), _case("sign-tamper-data[ntlmv2]"))
+    assert result.outcome == "FAIL"
+    assert result.actual["status"] == "SEC_E_OK"
+    assert result.expected["status"] == "SEC_E_MESSAGE_ALTERED"
+
+
+def test_exception_from_adapter_is_an_error() -> None:
+    result = execute(Explodes(), _case("sign-tamper-data[ntlmv2]"))
+    assert result.outcome == "ERROR"
+    assert "native layer fell over" in result.message
+
+
+def test_missing_capability_is_unsupported_with_reason(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path, resume=False)
+    planned = [p for p in plan(load_catalogue()) if p.id == "seal-unseal-client-to-server[ntlmv2]"]
+    run_adapter("sign-only", SignOnly, planned, store, profile="documented")
+    store.close()
+    (record,) = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert record["outcome"] == "UNSUPPORTED"
+    assert "SEAL" in record["message"]
+
+
+def test_plan_puts_sanity_first_and_last() -> None:
+    planned = plan(load_catalogue())
+    assert planned[0].id == "sanity[start]" and planned[-1].id == "sanity[end]"
+    assert sum(p.case.scenario.id == "sanity" for p in planned) == 2
+
+
+def test_profiles_turn_a_documented_difference_into_non_strict() -> None:
+    case = _case("sign-without-integrity[ntlmv2]")
+    assert execute(ReferenceAdapter(), case, "documented").outcome == "PASS"
+    # Under the windows profile the reference's refusal is allowed only by `documented`.
+    assert execute(ReferenceAdapter(), case, "windows").outcome == "NON_STRICT"
+
+
+def test_non_strict_when_behaviour_matches_only_the_other_profile() -> None:
+    class SignsAnyway(ReferenceAdapter):
+        """Behaves like Windows: a dummy signature on a context without integrity."""
+
+        def make_signature(
+            self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
+        ) -> CallResult:
+            result = super().make_signature(handle, qop, message, seqno)
+            if result.status == SecStatus.SEC_E_QOP_NOT_SUPPORTED and message and message.buffers:
+                message.buffers[-1].data = bytearray(b"\x01" + bytes(15))
+                return CallResult(SecStatus.SEC_E_OK)
+            return result
+
+    case = _case("sign-without-integrity[ntlmv2]")
+    assert execute(SignsAnyway(), case, "documented").outcome == "NON_STRICT"
+    assert execute(SignsAnyway(), case, "windows").outcome == "PASS"
