@@ -29,27 +29,53 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Conformance and fuzz testing for SSPI message functions.")
+    parser = _Parser(
+        prog=PROG, description="Conformance and fuzz testing for SSPI message functions."
+    )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run the conformance catalogue against adapters")
-    run.add_argument("--adapter", action="append", default=None, metavar="NAME",
-                     help="adapter name, package.module:Class, or 'all' (repeatable; default all)")
-    run.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR",
-                     help="output folder (default: reports)")
-    run.add_argument("--profile", choices=("documented", "windows"), default="documented",
-                     help="which expectations are strict (default: documented)")
-    run.add_argument("--case", action="append", default=None, metavar="PATTERN",
-                     help="run only cases matching this glob (repeatable)")
+    run.add_argument(
+        "--adapter",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="adapter name, package.module:Class, or 'all' (repeatable; default all)",
+    )
+    run.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports"),
+        metavar="DIR",
+        help="output folder (default: reports)",
+    )
+    run.add_argument(
+        "--profile",
+        choices=("documented", "windows"),
+        default="documented",
+        help="which expectations are strict (default: documented)",
+    )
+    run.add_argument(
+        "--case",
+        action="append",
+        default=None,
+        metavar="PATTERN",
+        help="run only cases matching this glob (repeatable)",
+    )
     run.add_argument("--list", action="store_true", help="print the cases and exit")
-    run.add_argument("--resume", action="store_true",
-                     help="keep DIR/results.jsonl and run only the cases not in it")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep DIR/results.jsonl and run only the cases not in it",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress output")
 
     sub.add_parser("adapters", help="list adapters, availability and capabilities")
 
-    vectors = sub.add_parser("vectors", help="golden vectors: lint files, replay against an adapter")
+    vectors = sub.add_parser(
+        "vectors", help="golden vectors: lint files, replay against an adapter"
+    )
     vsub = vectors.add_subparsers(dest="vectors_command", required=True, parser_class=_Parser)
     lint = vsub.add_parser("lint", help="validate vector files (schema, ids, counts, flags)")
     lint.add_argument("files", nargs="*", type=Path)
@@ -74,8 +100,11 @@ def _cmd_adapters(_args: argparse.Namespace) -> int:
             continue
         availability = cls.available()
         state = "available" if availability.ok else f"unavailable ({availability.reason})"
-        caps = ", ".join(c.name.lower().replace("_", "-") for c in Capability
-                         if c.name and c in cls.capabilities and c != Capability.NONE)
+        caps = ", ".join(
+            c.name.lower().replace("_", "-")
+            for c in Capability
+            if c.name and c in cls.capabilities and c != Capability.NONE
+        )
         print(f"{name:12} {state}\n{'':12} {cls.description}\n{'':12} capabilities: {caps}")
     return 0
 
@@ -150,8 +179,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress.close()
         store.close()
     summary = summarize(
-        store.records, started=started, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        duration_s=time.perf_counter() - clock, profile=args.profile,
+        store.records,
+        started=started,
+        finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        duration_s=time.perf_counter() - clock,
+        profile=args.profile,
     )
     _write_reports(args.out, store.records, summary)
     if not args.quiet or interrupted:
@@ -160,8 +192,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"{name}: {text}", file=sys.stderr)
         print(f"report: {args.out / 'index.html'}", file=sys.stderr)
     if interrupted:
-        print(f"{PROG}: interrupted; finished cases are in {store.path} (--resume to go on)",
-              file=sys.stderr)
+        print(
+            f"{PROG}: interrupted; finished cases are in {store.path} (--resume to go on)",
+            file=sys.stderr,
+        )
         return 130
     failed = any(r.get("outcome") in failing_outcomes for r in store.records)
     return 1 if failed else 0
@@ -176,14 +210,21 @@ class _Progress:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-        self._bar = Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
-                             TimeRemainingColumn(), transient=True)
+        self._bar = Progress(
+            "{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        )
         self._bar.start()
         self._task = self._bar.add_task("cases", total=total)
 
     def advance(self, record: dict[str, Any]) -> None:
         if self._bar is not None:
-            self._bar.update(self._task, advance=1, description=f"{record['adapter']} {record['case']}")
+            self._bar.update(
+                self._task, advance=1, description=f"{record['adapter']} {record['case']}"
+            )
 
     def close(self) -> None:
         if self._bar is not None:
@@ -230,7 +271,9 @@ def _cmd_vectors(args: argparse.Namespace) -> int:
     for result in results:
         counts[result.outcome] = counts.get(result.outcome, 0) + 1
         detail = f"  {result.detail}" if result.detail else ""
-        print(f"{result.outcome:11} {Path(result.file).name}#{result.tcId} {result.comment}{detail}")
+        print(
+            f"{result.outcome:11} {Path(result.file).name}#{result.tcId} {result.comment}{detail}"
+        )
     print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f" of {len(results)} vectors")
     return 1 if counts.get("FAIL") or counts.get("ERROR") else 0
 
@@ -244,7 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"{PROG}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        print(
+            f"{PROG}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+            file=sys.stderr,
+        )
         return 2
 
 

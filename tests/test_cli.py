@@ -35,22 +35,39 @@ def test_run_writes_the_output_contract(tmp_path: Path) -> None:
 
 def test_resume_runs_only_missing_cases_and_keeps_old_results(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert _run("run", "--adapter", "reference", "--out", str(out), "--quiet",
-                "--case", "sign-*") == 0
+    assert (
+        _run("run", "--adapter", "reference", "--out", str(out), "--quiet", "--case", "sign-*") == 0
+    )
     first = (out / "results.jsonl").read_text().splitlines()
     # Simulate a run killed mid-write: a torn last line is dropped on resume.
     with (out / "results.jsonl").open("a") as handle:
         handle.write('{"case": "torn')
-    assert _run("run", "--adapter", "reference", "--out", str(out), "--quiet",
-                "--case", "sign-*", "--case", "seal-*", "--resume") == 0
+    assert (
+        _run(
+            "run",
+            "--adapter",
+            "reference",
+            "--out",
+            str(out),
+            "--quiet",
+            "--case",
+            "sign-*",
+            "--case",
+            "seal-*",
+            "--resume",
+        )
+        == 0
+    )
     lines = (out / "results.jsonl").read_text().splitlines()
     assert lines[: len(first)] == first
     cases = [json.loads(line)["case"] for line in lines]
     assert len(cases) == len(set(cases))
     assert any(c.startswith("seal-") for c in cases)
     # Without --resume, the old results are renamed, not overwritten.
-    assert _run("run", "--adapter", "reference", "--out", str(out), "--quiet",
-                "--case", "sanity*") == 0
+    assert (
+        _run("run", "--adapter", "reference", "--out", str(out), "--quiet", "--case", "sanity*")
+        == 0
+    )
     assert len(list(out.glob("results-*.jsonl"))) == 1
 
 
@@ -90,7 +107,9 @@ def test_out_that_is_a_file_is_rejected(tmp_path: Path, capsys: pytest.CaptureFi
     assert target.read_text() == "keep me"
 
 
-def test_malformed_vector_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_malformed_vector_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "ntlm_seal_test.json"
     bad.write_text("{not json")
     assert _run("vectors", "check", str(bad)) == 2
@@ -107,7 +126,10 @@ def test_adapters_lists_reference(capsys: pytest.CaptureFixture[str]) -> None:
 def test_console_script_exit_code_and_no_traceback(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "harness.cli", "run", "--adapter", "missing"],
-        capture_output=True, text=True, cwd=tmp_path, check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("sspi-harness: error: unknown adapter 'missing'")

@@ -22,11 +22,21 @@ def test_catalogue_has_at_least_twenty_scenarios_with_sources() -> None:
 def test_catalogue_covers_the_issue_topics() -> None:
     ids = {s.id for s in load_scenarios()}
     for needed in [
-        "sanity", "sizes-after-establish", "sign-verify-client-to-server",
-        "sign-verify-server-to-client", "sign-tamper-data", "sign-tamper-checksum",
-        "sign-missing-token", "sign-token-too-small", "sign-readonly-not-signed",
-        "sign-readonly-with-checksum-signed", "sign-garbage-handle", "sign-deleted-handle",
-        "seal-unseal-client-to-server", "verify-replay", "verify-reorder",
+        "sanity",
+        "sizes-after-establish",
+        "sign-verify-client-to-server",
+        "sign-verify-server-to-client",
+        "sign-tamper-data",
+        "sign-tamper-checksum",
+        "sign-missing-token",
+        "sign-token-too-small",
+        "sign-readonly-not-signed",
+        "sign-readonly-with-checksum-signed",
+        "sign-garbage-handle",
+        "sign-deleted-handle",
+        "seal-unseal-client-to-server",
+        "verify-replay",
+        "verify-reorder",
     ]:
         assert needed in ids
 
@@ -37,7 +47,9 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-GOOD_STEP = 'steps = [{ op = "sign", buffers = [{ type = "TOKEN", size = 16 }], expect = "SEC_E_OK" }]'
+GOOD_STEP = (
+    'steps = [{ op = "sign", buffers = [{ type = "TOKEN", size = 16 }], expect = "SEC_E_OK" }]'
+)
 SOURCE = 'source = { ref = "r", quote = "q" }'
 
 

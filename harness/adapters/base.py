@@ -148,5 +148,5 @@ class Adapter(ABC):
         """A context built from negotiated flags and a session key (Capability.SESSION_KEY)."""
         raise AdapterError(f"{self.name} cannot build a context from a session key")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing
         """Release what the adapter holds; called once at the end of a run."""

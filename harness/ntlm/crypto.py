@@ -46,11 +46,7 @@ def des(key7: bytes, block: bytes) -> bytes:
 
 def desl(key16: bytes, block: bytes) -> bytes:
     """DESL(K, D) of §6: three DES encryptions of D under the 16-byte K split 7/7/2+Z(5)."""
-    return (
-        des(key16[0:7], block)
-        + des(key16[7:14], block)
-        + des(key16[14:16] + b"\x00" * 5, block)
-    )
+    return des(key16[0:7], block) + des(key16[7:14], block) + des(key16[14:16] + b"\x00" * 5, block)
 
 
 def rc4k(key: bytes, data: bytes) -> bytes:
@@ -61,9 +57,7 @@ def rc4k(key: bytes, data: bytes) -> bytes:
 def xor_bytes(left: bytes, right: bytes) -> bytes:
     """Byte-wise XOR of two equal-length strings, fast for large messages."""
     n = len(left)
-    return (int.from_bytes(left, "little") ^ int.from_bytes(right, "little")).to_bytes(
-        n, "little"
-    )
+    return (int.from_bytes(left, "little") ^ int.from_bytes(right, "little")).to_bytes(n, "little")
 
 
 class RC4Stream:

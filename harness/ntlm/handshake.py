@@ -30,9 +30,19 @@ from harness.ntlm.session import SessionSecurity
 
 # The flags whose value the server takes from the client's request (§3.2.5.1.1).
 ECHOED = (
-    F.UNICODE | F.SIGN | F.SEAL | F.DATAGRAM | F.ALWAYS_SIGN | F.KEY_EXCH
-    | F.NEGOTIATE_128 | F.NEGOTIATE_56 | F.VERSION | F.EXTENDED_SESSIONSECURITY | F.LM_KEY
-    | F.IDENTIFY | F.REQUEST_NON_NT_SESSION_KEY
+    F.UNICODE
+    | F.SIGN
+    | F.SEAL
+    | F.DATAGRAM
+    | F.ALWAYS_SIGN
+    | F.KEY_EXCH
+    | F.NEGOTIATE_128
+    | F.NEGOTIATE_56
+    | F.VERSION
+    | F.EXTENDED_SESSIONSECURITY
+    | F.LM_KEY
+    | F.IDENTIFY
+    | F.REQUEST_NON_NT_SESSION_KEY
 )
 
 
@@ -115,7 +125,9 @@ class NtlmClient:
         self.established: Established | None = None
 
     def negotiate(self) -> bytes:
-        msg = m.Negotiate(self.flags, version=m.DEFAULT_VERSION if self.flags & F.VERSION else b"\0" * 8)
+        msg = m.Negotiate(
+            self.flags, version=m.DEFAULT_VERSION if self.flags & F.VERSION else b"\0" * 8
+        )
         self._negotiate = m.encode_negotiate(msg)
         return self._negotiate
 
@@ -126,7 +138,9 @@ class NtlmClient:
         client_challenge = self.random.client_challenge()
         mic_wanted = False
         if self.ntlm_v2:
-            pairs = m.AvPairs.decode(challenge.target_info) if challenge.target_info else m.AvPairs()
+            pairs = (
+                m.AvPairs.decode(challenge.target_info) if challenge.target_info else m.AvPairs()
+            )
             timestamp = pairs.get(m.AV_TIMESTAMP)
             if timestamp is not None:
                 mic_wanted = True
@@ -135,8 +149,12 @@ class NtlmClient:
                 pairs.set(m.AV_FLAGS, struct.pack("<I", av_flags | m.AV_FLAG_MIC_PRESENT))
             key = ntowf_v2(creds.password, creds.user, creds.domain)
             responses = compute_response_v2(
-                key, key, challenge.server_challenge, client_challenge,
-                timestamp or self.random.now(), pairs.encode(),
+                key,
+                key,
+                challenge.server_challenge,
+                client_challenge,
+                timestamp or self.random.now(),
+                pairs.encode(),
             )
             if mic_wanted:  # §3.1.5.1.2: with MsvAvTimestamp the client sends Z(24) as LM.
                 responses = Responses(
@@ -144,8 +162,11 @@ class NtlmClient:
                 )
         else:
             responses = compute_response_v1(
-                flags, ntowf_v1(creds.password), lmowf_v1(creds.password),
-                challenge.server_challenge, client_challenge,
+                flags,
+                ntowf_v1(creds.password),
+                lmowf_v1(creds.password),
+                challenge.server_challenge,
+                client_challenge,
             )
         key_exchange_key = _keys(flags, creds, responses, challenge.server_challenge, self.ntlm_v2)
         if _wants_key_exchange(flags):
@@ -225,6 +246,14 @@ class NtlmServer:
         self._challenge = m.encode_challenge(msg)
         return self._challenge
 
+    def prime(self, challenge_bytes: bytes, negotiate_bytes: bytes = b"") -> None:
+        """Start from a CHALLENGE made elsewhere (the §4.2 examples), as if we had sent it."""
+        challenge = m.decode_challenge(challenge_bytes)
+        self.flags = challenge.flags
+        self._server_challenge = challenge.server_challenge
+        self._negotiate = negotiate_bytes
+        self._challenge = challenge_bytes
+
     def accept(self, authenticate_bytes: bytes) -> None:
         auth = m.decode_authenticate(authenticate_bytes)
         user = auth.user.decode("utf-16-le", "replace")
@@ -249,7 +278,9 @@ class NtlmServer:
             except m.MessageError as exc:
                 raise HandshakeError(0x80090308, str(exc)) from exc
             raw_flags = pairs.get(m.AV_FLAGS)
-            mic_present = bool(raw_flags and struct.unpack("<I", raw_flags)[0] & m.AV_FLAG_MIC_PRESENT)
+            mic_present = bool(
+                raw_flags and struct.unpack("<I", raw_flags)[0] & m.AV_FLAG_MIC_PRESENT
+            )
             key = ntowf_v2(password, user, domain)
             responses = compute_response_v2(
                 key, key, self._server_challenge, client_challenge, timestamp, pairs_bytes
@@ -260,8 +291,11 @@ class NtlmServer:
         else:
             client_challenge = auth.lm_response[:8]
             responses = compute_response_v1(
-                flags, ntowf_v1(password), lmowf_v1(password),
-                self._server_challenge, client_challenge,
+                flags,
+                ntowf_v1(password),
+                lmowf_v1(password),
+                self._server_challenge,
+                client_challenge,
             )
             if responses.nt_challenge_response != auth.nt_response:
                 raise HandshakeError(0x8009030C, "NTLMv1 response does not match")

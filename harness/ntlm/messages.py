@@ -135,7 +135,9 @@ def decode_negotiate(data: bytes) -> Negotiate:
     _check_header(data, NEGOTIATE_TYPE, 32)
     (flags,) = struct.unpack_from("<I", data, 12)
     version = data[32:40] if len(data) >= 40 else b"\x00" * 8
-    return Negotiate(flags, _field(data, 16, "DomainName"), _field(data, 24, "Workstation"), version)
+    return Negotiate(
+        flags, _field(data, 16, "DomainName"), _field(data, 24, "Workstation"), version
+    )
 
 
 def decode_challenge(data: bytes) -> Challenge:
@@ -152,9 +154,14 @@ def decode_authenticate(data: bytes) -> Authenticate:
     names = ["LmChallengeResponse", "NtChallengeResponse", "DomainName", "UserName"]
     names += ["Workstation", "EncryptedRandomSessionKey"]
     values = [_field(data, 12 + 8 * i, name) for i, name in enumerate(names)]
-    version = data[64:72] if len(data) >= 72 else b"\x00" * 8
-    mic = data[72:88] if len(data) >= AUTHENTICATE_HEADER else b"\x00" * 16
-    return Authenticate(flags, *values, version=version, mic=mic)
+    # Version and MIC are there only when the payload starts after them: older senders (and
+    # every §4.2 example) put the payload right after the flags or the Version.
+    offsets = [struct.unpack_from("<HHI", data, 12 + 8 * i) for i in range(len(names))]
+    payload_start = min((off for length, _max, off in offsets if length), default=len(data))
+    version = data[64:72] if payload_start >= 72 else b"\x00" * 8
+    mic = data[72:88] if payload_start >= AUTHENTICATE_HEADER else b"\x00" * 16
+    lm, nt, domain, user, workstation, key = values
+    return Authenticate(flags, lm, nt, domain, user, workstation, key, version, mic)
 
 
 @dataclass
@@ -182,7 +189,8 @@ class AvPairs:
 
     @classmethod
     def decode(cls, data: bytes) -> AvPairs:
-        pairs, at = [], 0
+        pairs: list[tuple[int, bytes]] = []
+        at = 0
         while True:
             if at + 4 > len(data):
                 raise MessageError("AV_PAIR list has no MsvAvEOL")

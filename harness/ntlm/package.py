@@ -122,9 +122,7 @@ class NtlmPackage:
         signature = SIGNATURE_SIZE if ctx.integrity else 0
         return S.SEC_E_OK, SecPkgContextSizes(NTLM_MAX_TOKEN, signature, 0, signature)
 
-    def make_signature(
-        self, handle: Handle, qop: int, desc: SecBufferDesc | None, seqno: int
-    ) -> S:
+    def make_signature(self, handle: Handle, qop: int, desc: SecBufferDesc | None, seqno: int) -> S:
         """MakeSignature. fQOP is ignored (the seed: "The quality of service parameter is
         ignored"); SEC_E_QOP_NOT_SUPPORTED when "the quality of protection negotiated between
         the client and server did not include integrity checking"; SEC_E_INVALID_TOKEN when

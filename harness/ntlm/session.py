@@ -96,9 +96,9 @@ class SessionSecurity:
         self._advance(self.outgoing)
         return signature
 
-    def seal(self, parts: list[bytes], signed: bytes | None = None, app_seqno: int = 0) -> tuple[
-        list[bytes], bytes
-    ]:
+    def seal(
+        self, parts: list[bytes], signed: bytes | None = None, app_seqno: int = 0
+    ) -> tuple[list[bytes], bytes]:
         """EncryptMessage / GSS_WrapEx (§3.4.6): RC4 each part in order, then MAC the
         plaintext (``signed``, default the parts joined) with the same handle (§3.4.3)."""
         seq = self._sequence(self.outgoing, app_seqno)
@@ -123,8 +123,12 @@ class SessionSecurity:
         return status
 
     def unseal(
-        self, parts: list[bytes], signature: bytes, signed: list[bool] | None = None,
-        encrypted: list[bool] | None = None, app_seqno: int = 0,
+        self,
+        parts: list[bytes],
+        signature: bytes,
+        signed: list[bool] | None = None,
+        encrypted: list[bool] | None = None,
+        app_seqno: int = 0,
     ) -> tuple[SecStatus, list[bytes]]:
         """DecryptMessage / GSS_UnwrapEx (§3.4.7): decrypt the ``encrypted`` parts, MAC the
         ``signed`` plaintext parts and compare. On failure nothing is decrypted."""

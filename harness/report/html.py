@@ -92,9 +92,7 @@ def _differing_keys(expected: Any, actual: Any) -> list[str]:
     """Top-level keys whose values differ, so the reader knows where to look first."""
     if not isinstance(expected, dict) or not isinstance(actual, dict):
         return [] if expected == actual else ["(value)"]
-    return sorted(
-        _text(k) for k in expected if k not in actual or expected.get(k) != actual.get(k)
-    )
+    return sorted(_text(k) for k in expected if k not in actual or expected.get(k) != actual.get(k))
 
 
 def _steps(value: Any) -> list[dict[str, Any]]:
@@ -220,9 +218,7 @@ def render_html(
             {"name": _text(name), "badges": _badges(counts)}
             for name, counts in adapter_counts.items()
         ],
-        "filter_outcomes": [
-            {"name": o, "css": outcome_class(o)} for o in OUTCOMES if o in present
-        ],
+        "filter_outcomes": [{"name": o, "css": outcome_class(o)} for o in OUTCOMES if o in present],
         "adapters": adapters,
         "rows": rows,
         "cases": [c for c in cases if c["render"]],

@@ -17,9 +17,7 @@ from typing import Any
 
 # XML 1.0 Char production, inverted: anything outside it cannot appear even as a character
 # reference, so it has to go. Lone surrogates are included (they also break UTF-8 encoding).
-_ILLEGAL_XML = re.compile(
-    "[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
-)
+_ILLEGAL_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 _ERROR_OUTCOMES = frozenset({"CRASH", "TIMEOUT", "ERROR"})
 
@@ -61,7 +59,7 @@ def _details(rec: dict[str, Any]) -> str:
     if isinstance(source, dict) and any(source.get(k) for k in ("ref", "quote", "url")):
         lines.append(f"source: {source.get('ref', '')} {source.get('url', '')}".rstrip())
         if source.get("quote"):
-            lines.append(f"  \"{source.get('quote')}\"")
+            lines.append(f'  "{source.get("quote")}"')
     lines.append("expected:")
     lines.append(_dump(rec.get("expected", {})))
     lines.append("actual:")

@@ -34,8 +34,13 @@ def plan(cases: list[Case]) -> list[PlannedCase]:
 
 
 def _record(
-    adapter_name: str, planned: PlannedCase, profile: str, outcome: str, message: str,
-    duration: float, **extra: Any,
+    adapter_name: str,
+    planned: PlannedCase,
+    profile: str,
+    outcome: str,
+    message: str,
+    duration: float,
+    **extra: Any,
 ) -> dict[str, Any]:
     scenario = planned.case.scenario
     return {
@@ -48,9 +53,16 @@ def _record(
         "message": message,
         "duration_s": round(duration, 6),
         "title": scenario.title,
-        "source": {"ref": scenario.source_ref, "quote": scenario.source_quote, "url": scenario.source_url},
+        "source": {
+            "ref": scenario.source_ref,
+            "quote": scenario.source_quote,
+            "url": scenario.source_url,
+        },
         "reproducer": "sspi-harness run "
-        + " ".join(shlex.quote(a) for a in ("--adapter", adapter_name, "--profile", profile, "--case", planned.id)),
+        + " ".join(
+            shlex.quote(a)
+            for a in ("--adapter", adapter_name, "--profile", profile, "--case", planned.id)
+        ),
         **extra,
     }
 
@@ -72,17 +84,34 @@ def run_adapter(
         for item in todo:
             missing = item.case.needs & ~adapter_cls.capabilities
             if adapter is None or missing:
-                reason = availability.reason if adapter is None else (
-                    "missing capability " + ", ".join(m.name or "" for m in missing)
+                reason = (
+                    availability.reason
+                    if adapter is None
+                    else ("missing capability " + ", ".join(m.name or "" for m in missing))
                 )
-                record = _record(name, item, profile, "UNSUPPORTED", reason, 0.0,
-                                 expected={}, actual={}, steps=[])
+                record = _record(
+                    name,
+                    item,
+                    profile,
+                    "UNSUPPORTED",
+                    reason,
+                    0.0,
+                    expected={},
+                    actual={},
+                    steps=[],
+                )
             else:
                 start = time.perf_counter()
                 result = execute(adapter, item.case, profile)
                 record = _record(
-                    name, item, profile, result.outcome, result.message,
-                    time.perf_counter() - start, expected=result.expected, actual=result.actual,
+                    name,
+                    item,
+                    profile,
+                    result.outcome,
+                    result.message,
+                    time.perf_counter() - start,
+                    expected=result.expected,
+                    actual=result.actual,
                     steps=[s.to_json() for s in result.steps],
                 )
             store.append(record)

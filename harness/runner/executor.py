@@ -71,9 +71,7 @@ def _build_buffer(spec: BufferSpec, position: int, saved: dict[str, SecBufferDes
     flags = 0
     for name in spec.flags:
         flags |= BUFFER_FLAGS[name]
-    return SecBuffer(
-        int(BufferType[spec.type]) | flags, None if spec.null else data, spec.cb
-    )
+    return SecBuffer(int(BufferType[spec.type]) | flags, None if spec.null else data, spec.cb)
 
 
 def build_descriptor(step: Step, saved: dict[str, SecBufferDesc]) -> SecBufferDesc:
@@ -161,7 +159,9 @@ def execute(adapter: Adapter, case: Case, profile: str = "documented") -> CaseOu
                 record.detail = record.detail or f"expected {expected}"
                 if non_strict:
                     result.outcome = "NON_STRICT"
-                    result.message = f"step {label}: {record.status} is allowed only by another profile"
+                    result.message = (
+                        f"step {label}: {record.status} is allowed only by another profile"
+                    )
                     continue
                 result.outcome = "FAIL"
                 result.message = f"step {label}: expected {expected}, got {record.status}"
@@ -171,7 +171,9 @@ def execute(adapter: Adapter, case: Case, profile: str = "documented") -> CaseOu
                 for i, content in before.items():
                     if after.get(i) != content:
                         result.outcome, record.ok = "FAIL", False
-                        result.message = f"step {label}: the package wrote into read-only buffer {i}"
+                        result.message = (
+                            f"step {label}: the package wrote into read-only buffer {i}"
+                        )
                         return result
             if sizes is not None and step.expect_sizes:
                 got = sizes.as_dict()
@@ -186,7 +188,9 @@ def execute(adapter: Adapter, case: Case, profile: str = "documented") -> CaseOu
                     got_hex = bytes((desc.buffers or [])[buf_index].data or b"").hex()
                     if got_hex != want:
                         result.outcome, record.ok = "FAIL", False
-                        result.message = f"step {label}: buffer {buf_index} holds {got_hex}, expected {want}"
+                        result.message = (
+                            f"step {label}: buffer {buf_index} holds {got_hex}, expected {want}"
+                        )
                         result.expected["buffer"], result.actual["buffer"] = want, got_hex
                         return result
             if step.save:

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from harness.adapters.base import Capability
-from harness.scenarios.model import PROFILES, VARIANTS, BufferSpec, Case, Expectation, Scenario, Step
+from harness.scenarios.model import (
+    PROFILES,
+    VARIANTS,
+    BufferSpec,
+    Case,
+    Expectation,
+    Scenario,
+    Step,
+)
 from harness.sspi.constants import BufferType, SecStatus
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -23,8 +31,20 @@ BUFFER_FLAGS = {"READONLY": 0x80000000, "READONLY_WITH_CHECKSUM": 0x10000000}
 
 _SCENARIO_KEYS = {"id", "title", "source", "steps", "needs", "variants", "context"}
 _STEP_KEYS = {
-    "op", "by", "handle", "buffers", "qop", "seqno", "version", "null_buffers", "count",
-    "save", "expect", "evidence", "expect_buffers", "expect_sizes",
+    "op",
+    "by",
+    "handle",
+    "buffers",
+    "qop",
+    "seqno",
+    "version",
+    "null_buffers",
+    "count",
+    "save",
+    "expect",
+    "evidence",
+    "expect_buffers",
+    "expect_sizes",
 }
 _BUFFER_KEYS = {f.name for f in dataclasses.fields(BufferSpec)} - {"source"} | {"from"}
 
@@ -70,7 +90,9 @@ def _buffer(where: str, raw: object) -> BufferSpec:
     _unknown(where, raw, _BUFFER_KEYS)
     kind = raw.get("type")
     if kind not in BufferType.__members__:
-        raise _fail(where, f"buffer type {kind!r} is not one of {', '.join(BufferType.__members__)}")
+        raise _fail(
+            where, f"buffer type {kind!r} is not one of {', '.join(BufferType.__members__)}"
+        )
     flags = tuple(raw.get("flags", ()))
     for flag in flags:
         if flag not in BUFFER_FLAGS:
@@ -190,7 +212,9 @@ def expand(scenario: Scenario) -> list[Case]:
         options = dataclasses.replace(options, **scenario.context)  # type: ignore[arg-type]
         if options.datagram:
             needs |= Capability.DATAGRAM
-        cases.append(Case(f"{scenario.id}[{variant}]", scenario, variant, options, scenario.needs | needs))
+        cases.append(
+            Case(f"{scenario.id}[{variant}]", scenario, variant, options, scenario.needs | needs)
+        )
     return cases
 
 

@@ -76,8 +76,8 @@ class SecStatus(enum.IntEnum):
 
 
 def status_name(value: int) -> str:
-    """Symbolic name of a status, or its hex value when it is not one we know."""
+    """Symbolic name of a status (also when given as a signed 32-bit LONG), or its hex value."""
     try:
-        return SecStatus(value).name
+        return SecStatus(value & 0xFFFFFFFF).name
     except ValueError:
         return f"0x{value & 0xFFFFFFFF:08X}"

@@ -95,7 +95,8 @@ def _schema_problems(path: Path, doc: dict[str, Any]) -> list[str]:
 def _content_problems(path: Path, doc: dict[str, Any]) -> list[str]:
     """What a schema cannot say: unique ids, counts, flag definitions, sources, flag names."""
     problems: list[str] = []
-    notes = doc.get("notes") if isinstance(doc.get("notes"), dict) else {}
+    raw_notes = doc.get("notes")
+    notes: dict[str, Any] = raw_notes if isinstance(raw_notes, dict) else {}
     seen: dict[Any, int] = {}
     used: set[str] = set()
     count = 0
@@ -114,15 +115,16 @@ def _content_problems(path: Path, doc: dict[str, Any]) -> list[str]:
             except ValueError:
                 expected = None
             if expected is not None and names != expected:
-                problems.append(f"{label}: flagNames do not match negotiateFlags {raw_flags} "
-                                f"(expected {expected})")
+                problems.append(
+                    f"{label}: flagNames do not match negotiateFlags {raw_flags} "
+                    f"(expected {expected})"
+                )
         for test in tests:
             count += 1
             tc_id = test.get("tcId")
             key = tc_id if isinstance(tc_id, int | str) else repr(tc_id)
             if key in seen:
-                problems.append(f"{path} tcId {tc_id}: duplicate tcId (first in group "
-                                f"{seen[key]})")
+                problems.append(f"{path} tcId {tc_id}: duplicate tcId (first in group {seen[key]})")
             else:
                 seen[key] = index
             flags = test.get("flags")
@@ -142,7 +144,11 @@ def _content_problems(path: Path, doc: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Lint the given files (default: the shipped vectors); exit 1 when there are problems."""
+    """Lint the given files (default: the shipped vectors); 1 when there are problems.
+
+    For the ``vectors lint`` command; not run with ``python -m`` because the package exports a
+    function of the same name as this module.
+    """
     import sys
 
     from harness.vectors.check import default_vector_paths
@@ -152,7 +158,3 @@ def main(argv: list[str] | None = None) -> int:
     for line in problems:
         print(line)
     return 1 if problems else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
