@@ -127,10 +127,20 @@ def _adapter_classes(requested: list[str] | None) -> dict[str, Any]:
         raise UsageError(str(exc)) from None
 
 
-def _select(cases: list[Any], patterns: list[str] | None) -> list[Any]:
+def _select(planned: list[Any], patterns: list[str] | None) -> list[Any]:
+    """Planned cases whose id equals a pattern or matches it as a glob.
+
+    Exact ids come first because case ids contain brackets, which are glob syntax.
+    """
     if not patterns:
-        return cases
-    chosen = [c for c in cases if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
+        return planned
+    chosen = [
+        p
+        for p in planned
+        if any(
+            p.id == pat or p.case.id == pat or fnmatch.fnmatchcase(p.id, pat) for pat in patterns
+        )
+    ]
     if not chosen:
         raise UsageError(f"no case matches {', '.join(patterns)} (see 'run --list')")
     return chosen
@@ -148,7 +158,7 @@ def _write_reports(out: Path, records: list[dict[str, Any]], summary: dict[str, 
 def _cmd_run(args: argparse.Namespace) -> int:
     from harness.report import summarize
     from harness.report.summary import failing_outcomes
-    from harness.runner.engine import plan, run_adapter
+    from harness.runner.engine import plan, run_adapter, sanity_notes
     from harness.runner.store import ResultStore
     from harness.scenarios import CatalogueError, load_catalogue
 
@@ -156,7 +166,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cases = load_catalogue()
     except CatalogueError as exc:
         raise UsageError(f"scenario catalogue: {exc}") from None
-    planned = [p for p in plan(cases) if p.case in _select(cases, args.case)]
+    planned = _select(plan(cases), args.case)
     if args.list:
         for item in planned:
             print(f"{item.id:60} {item.case.scenario.source_ref}")
@@ -185,11 +195,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         duration_s=time.perf_counter() - clock,
         profile=args.profile,
     )
+    summary["notes"] = sanity_notes(store.records)
     _write_reports(args.out, store.records, summary)
     if not args.quiet or interrupted:
         for name, counts in summary["adapters"].items():
             text = ", ".join(f"{k} {v}" for k, v in counts.items())
             print(f"{name}: {text}", file=sys.stderr)
+        for note in summary["notes"]:
+            print(f"warning: {note}", file=sys.stderr)
         print(f"report: {args.out / 'index.html'}", file=sys.stderr)
     if interrupted:
         print(

@@ -134,3 +134,16 @@ def test_console_script_exit_code_and_no_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("sspi-harness: error: unknown adapter 'missing'")
     assert "Traceback" not in proc.stderr
+
+
+def test_reproducer_command_selects_exactly_its_case(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _run("run", "--adapter", "reference", "--out", str(out), "--quiet") == 0
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    for record in (records[0], records[5]):
+        argv = record["reproducer"].split()[1:]
+        argv = [a.strip("'") for a in argv]
+        again = tmp_path / record["case"].replace("[", "_").replace("]", "_")
+        assert _run(*argv, "--out", str(again), "--quiet") == 0
+        lines = (again / "results.jsonl").read_text().splitlines()
+        assert [json.loads(line)["case"] for line in lines] == [record["case"]]

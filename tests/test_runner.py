@@ -117,3 +117,26 @@ def test_non_strict_when_behaviour_matches_only_the_other_profile() -> None:
     case = _case("sign-without-integrity[ntlmv2]")
     assert execute(SignsAnyway(), case, "documented").outcome == "NON_STRICT"
     assert execute(SignsAnyway(), case, "windows").outcome == "PASS"
+
+
+def test_adapter_that_breaks_mid_run_is_reported_by_closing_sanity(tmp_path: Path) -> None:
+    from harness.runner.engine import sanity_notes
+
+    class BreaksAfterAWhile(ReferenceAdapter):
+        """Bug: after 20 establishments every handshake fails (a leaked resource, say)."""
+
+        established = 0
+
+        def establish(self, options: Any) -> Any:
+            BreaksAfterAWhile.established += 1
+            if BreaksAfterAWhile.established > 20:
+                return CallResult(SecStatus.SEC_E_INSUFFICIENT_MEMORY, detail="out of handles")
+            return super().establish(options)
+
+    store = ResultStore(tmp_path, resume=False)
+    run_adapter("leaky", BreaksAfterAWhile, plan(load_catalogue()), store, profile="documented")
+    store.close()
+    outcomes = {r["case"]: r["outcome"] for r in store.records}
+    assert outcomes["sanity[start]"] == "PASS" and outcomes["sanity[end]"] == "FAIL"
+    (note,) = sanity_notes(store.records)
+    assert note.startswith("leaky: the closing sanity check ended FAIL")

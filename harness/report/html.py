@@ -214,6 +214,7 @@ def render_html(
             "harness_version": _text(summary.get("harness_version")),
         },
         "totals": _badges(summary.get("totals")),
+        "notes": [_text(n) for n in summary.get("notes") or [] if n],
         "adapter_rows": [
             {"name": _text(name), "badges": _badges(counts)}
             for name, counts in adapter_counts.items()

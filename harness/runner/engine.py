@@ -119,3 +119,27 @@ def run_adapter(
     finally:
         if adapter is not None:
             adapter.close()
+
+
+def sanity_notes(records: list[dict[str, Any]]) -> list[str]:
+    """What the sanity cases say about each adapter's health over the run."""
+    by_adapter: dict[str, dict[str, str]] = {}
+    for record in records:
+        if record.get("scenario") == SANITY_ID:
+            by_adapter.setdefault(str(record.get("adapter")), {})[str(record.get("case"))] = str(
+                record.get("outcome")
+            )
+    notes = []
+    healthy = {"PASS", "NON_STRICT"}
+    for adapter, outcomes in by_adapter.items():
+        start, end = outcomes.get("sanity[start]"), outcomes.get("sanity[end]")
+        if start is not None and start not in healthy and start != "UNSUPPORTED":
+            notes.append(
+                f"{adapter}: the opening sanity check ended {start}; every result is suspect"
+            )
+        elif end is not None and end not in healthy and end != "UNSUPPORTED":
+            notes.append(
+                f"{adapter}: the closing sanity check ended {end} after the opening one passed: "
+                "the adapter broke during the run"
+            )
+    return notes
