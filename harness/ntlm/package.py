@@ -8,11 +8,12 @@ status is used (the docstrings quote the page); where they are silent, the choic
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.ntlm.flags import NegotiateFlags as F
 from harness.ntlm.handshake import Established
-from harness.ntlm.session import SIGNATURE_SIZE
+from harness.ntlm.session import SIGNATURE_SIZE, SessionSecurity
 from harness.sspi.buffers import SecBuffer, SecBufferDesc
 from harness.sspi.constants import SECBUFFER_VERSION, SECQOP_WRAP_NO_ENCRYPT, BufferType
 from harness.sspi.constants import SecStatus as S
@@ -42,6 +43,16 @@ class Context:
         if flags & F.DATAGRAM and not flags & F.EXTENDED_SESSIONSECURITY:
             return False
         return bool(flags & F.SEAL)
+
+
+@dataclass
+class _Call:
+    """A message call that passed the common checks."""
+
+    session: SessionSecurity
+    buffers: list[SecBuffer]
+    token: SecBuffer | None
+    data: list[SecBuffer]
 
 
 def _checked(desc: SecBufferDesc | None) -> tuple[S, list[SecBuffer]]:
@@ -122,25 +133,45 @@ class NtlmPackage:
         signature = SIGNATURE_SIZE if ctx.integrity else 0
         return S.SEC_E_OK, SecPkgContextSizes(NTLM_MAX_TOKEN, signature, 0, signature)
 
+    def _open(
+        self, handle: Handle, desc: SecBufferDesc | None, allowed: Callable[[Context], bool]
+    ) -> S | _Call:
+        """The checks every message function makes first, in this order: the handle, what
+        the context negotiated, then the descriptor."""
+        ctx = self.context(handle)
+        if ctx is None:
+            return S.SEC_E_INVALID_HANDLE
+        if not allowed(ctx):
+            return S.SEC_E_QOP_NOT_SUPPORTED
+        status, buffers = _checked(desc)
+        if status:
+            return status
+        token = next((b for b in buffers if b.kind == BufferType.TOKEN), None)
+        data = [b for b in buffers if b.kind == BufferType.DATA]
+        return _Call(ctx.established.session, buffers, token, data)
+
+    @staticmethod
+    def _signature_call(call: _Call) -> bool:
+        """MakeSignature/VerifySignature need a TOKEN of at least 16 bytes and a message."""
+        return (
+            call.token is not None
+            and call.token.cb_buffer >= SIGNATURE_SIZE
+            and len(call.buffers) >= 2
+        )
+
     def make_signature(self, handle: Handle, qop: int, desc: SecBufferDesc | None, seqno: int) -> S:
         """MakeSignature. fQOP is ignored (the seed: "The quality of service parameter is
         ignored"); SEC_E_QOP_NOT_SUPPORTED when "the quality of protection negotiated between
         the client and server did not include integrity checking"; SEC_E_INVALID_TOKEN when
         "pMessage did not contain a valid SECBUFFER_TOKEN buffer or contained too few buffers",
         which covers a TOKEN shorter than cbMaxSignature."""
-        ctx = self.context(handle)
-        if ctx is None:
-            return S.SEC_E_INVALID_HANDLE
-        if not ctx.integrity:
-            return S.SEC_E_QOP_NOT_SUPPORTED
-        status, buffers = _checked(desc)
-        if status:
-            return status
-        token = next((b for b in buffers if b.kind == BufferType.TOKEN), None)
-        if token is None or token.cb_buffer < SIGNATURE_SIZE or len(buffers) < 2:
+        call = self._open(handle, desc, lambda ctx: ctx.integrity)
+        if not isinstance(call, _Call):
+            return call
+        if not self._signature_call(call) or call.token is None:
             return S.SEC_E_INVALID_TOKEN
-        message = b"".join(_bytes(b) for b in buffers if _is_signed(b))
-        _write_token(token, ctx.established.session.sign(message, seqno))
+        message = b"".join(_bytes(b) for b in call.buffers if _is_signed(b))
+        _write_token(call.token, call.session.sign(message, seqno))
         return S.SEC_E_OK
 
     def verify_signature(
@@ -149,55 +180,44 @@ class NtlmPackage:
         """VerifySignature: SEC_E_MESSAGE_ALTERED for a bad signature, SEC_E_OUT_OF_SEQUENCE
         for a good one with the wrong sequence number, SEC_E_INVALID_TOKEN for a missing or
         short TOKEN. A failure leaves the context's state unchanged."""
-        ctx = self.context(handle)
-        if ctx is None:
-            return S.SEC_E_INVALID_HANDLE, 0
-        if not ctx.integrity:
-            return S.SEC_E_QOP_NOT_SUPPORTED, 0
-        status, buffers = _checked(desc)
-        if status:
-            return status, 0
-        token = next((b for b in buffers if b.kind == BufferType.TOKEN), None)
-        if token is None or token.cb_buffer < SIGNATURE_SIZE or len(buffers) < 2:
+        call = self._open(handle, desc, lambda ctx: ctx.integrity)
+        if not isinstance(call, _Call):
+            return call, 0
+        if not self._signature_call(call) or call.token is None:
             return S.SEC_E_INVALID_TOKEN, 0
-        message = b"".join(_bytes(b) for b in buffers if _is_signed(b))
-        signature = _bytes(token)[:SIGNATURE_SIZE]
-        return ctx.established.session.verify(message, signature, seqno), 0
+        message = b"".join(_bytes(b) for b in call.buffers if _is_signed(b))
+        signature = _bytes(call.token)[:SIGNATURE_SIZE]
+        return call.session.verify(message, signature, seqno), 0
 
     def encrypt_message(
         self, handle: Handle, qop: int, desc: SecBufferDesc | None, seqno: int
     ) -> S:
         """EncryptMessage (General): needs negotiated confidentiality unless fQOP is
         SECQOP_WRAP_NO_ENCRYPT ("produce a header or trailer but do not encrypt the message");
-        SEC_E_INVALID_TOKEN when "no SECBUFFER_DATA type buffer was found" or no TOKEN."""
-        ctx = self.context(handle)
-        if ctx is None:
-            return S.SEC_E_INVALID_HANDLE
+        SEC_E_INVALID_TOKEN when "no SECBUFFER_DATA type buffer was found" or no TOKEN;
+        SEC_E_BUFFER_TOO_SMALL ("The output buffer is too small") for a short TOKEN."""
         wrap_only = qop == SECQOP_WRAP_NO_ENCRYPT
+        call = self._open(
+            handle, desc, lambda ctx: ctx.integrity if wrap_only else ctx.confidentiality
+        )
+        if not isinstance(call, _Call):
+            return call
         if qop not in (0, SECQOP_WRAP_NO_ENCRYPT):
             return S.SEC_E_QOP_NOT_SUPPORTED
-        if not (ctx.integrity if wrap_only else ctx.confidentiality):
-            return S.SEC_E_QOP_NOT_SUPPORTED
-        status, buffers = _checked(desc)
-        if status:
-            return status
-        token = next((b for b in buffers if b.kind == BufferType.TOKEN), None)
-        data = [b for b in buffers if b.kind == BufferType.DATA]
-        if token is None or not data:
+        if call.token is None or not call.data:
             return S.SEC_E_INVALID_TOKEN
-        if token.cb_buffer < SIGNATURE_SIZE:
+        if call.token.cb_buffer < SIGNATURE_SIZE:
             return S.SEC_E_BUFFER_TOO_SMALL
-        session = ctx.established.session
-        signed = b"".join(_bytes(b) for b in data if _is_signed(b))
+        signed = b"".join(_bytes(b) for b in call.data if _is_signed(b))
         if wrap_only:
-            _write_token(token, session.sign(signed, seqno))
+            _write_token(call.token, call.session.sign(signed, seqno))
             return S.SEC_E_OK
-        targets = [b for b in data if _is_encrypted(b)]
-        sealed, signature = session.seal([_bytes(b) for b in targets], signed, seqno)
+        targets = [b for b in call.data if _is_encrypted(b)]
+        sealed, signature = call.session.seal([_bytes(b) for b in targets], signed, seqno)
         for buf, out in zip(targets, sealed, strict=True):
             assert buf.data is not None
             buf.data[: len(out)] = out
-        _write_token(token, signature)
+        _write_token(call.token, signature)
         return S.SEC_E_OK
 
     def decrypt_message(
@@ -205,19 +225,13 @@ class NtlmPackage:
     ) -> tuple[S, int]:
         """DecryptMessage (General): decrypts in place and checks the signature; on failure
         the DATA buffers keep their ciphertext, so no unauthenticated plaintext is released."""
-        ctx = self.context(handle)
-        if ctx is None:
-            return S.SEC_E_INVALID_HANDLE, 0
-        if not ctx.confidentiality:
-            return S.SEC_E_QOP_NOT_SUPPORTED, 0
-        status, buffers = _checked(desc)
-        if status:
-            return status, 0
-        token = next((b for b in buffers if b.kind == BufferType.TOKEN), None)
-        data = [b for b in buffers if b.kind == BufferType.DATA]
+        call = self._open(handle, desc, lambda ctx: ctx.confidentiality)
+        if not isinstance(call, _Call):
+            return call, 0
+        token, data = call.token, call.data
         if token is None or not data or token.cb_buffer < SIGNATURE_SIZE:
             return S.SEC_E_INVALID_TOKEN, 0
-        status, plain = ctx.established.session.unseal(
+        status, plain = call.session.unseal(
             [_bytes(b) for b in data],
             _bytes(token)[:SIGNATURE_SIZE],
             signed=[_is_signed(b) for b in data],

@@ -11,7 +11,7 @@ import ctypes
 from dataclasses import dataclass
 from typing import Any
 
-from harness.sspi.buffers import SecBuffer, SecBufferDesc
+from harness.sspi.buffers import SecBufferDesc
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,3 @@ class CDescriptor:
             buf.data = bytearray(ctypes.string_at(entry.pvBuffer, length))
             buf.declared_length = None if entry.cbBuffer == length else entry.cbBuffer
 
-
-def model_buffer(kind: int, data: bytes) -> SecBuffer:
-    """Convenience for tests of the layout."""
-    return SecBuffer(kind, bytearray(data))
