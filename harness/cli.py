@@ -28,6 +28,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not positive")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG, description="Conformance and fuzz testing for SSPI message functions."
@@ -70,6 +80,23 @@ def _parser() -> argparse.ArgumentParser:
         help="keep DIR/results.jsonl and run only the cases not in it",
     )
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument(
+        "--isolate",
+        action="store_true",
+        help="run every adapter in a worker subprocess (native adapters always are)",
+    )
+    run.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="S",
+        help="per-call timeout in an isolated worker, in seconds (default 10)",
+    )
+    run.add_argument(
+        "--no-peers",
+        action="store_true",
+        help="skip the runs against the reference and the interop matrix",
+    )
 
     sub.add_parser("adapters", help="list adapters, availability and capabilities")
 
@@ -112,8 +139,12 @@ def _cmd_adapters(_args: argparse.Namespace) -> int:
 # -- run --------------------------------------------------------------------------------------
 
 
-def _adapter_classes(requested: list[str] | None) -> dict[str, Any]:
+def _adapter_classes(
+    requested: list[str] | None, *, isolate: bool, timeout: float
+) -> dict[str, Any]:
+    """The adapters to run, by name; isolated in a worker when asked or by default."""
     from harness.adapters.registry import UnknownAdapter, load_adapter, names
+    from harness.runner.worker import isolated
 
     wanted = requested or ["all"]
     chosen: list[str] = []
@@ -121,29 +152,37 @@ def _adapter_classes(requested: list[str] | None) -> dict[str, Any]:
         for item in names() if name == "all" else [name]:
             if item not in chosen:
                 chosen.append(item)
+    classes = {}
     try:
-        return {name: load_adapter(name) for name in chosen}
+        for name in chosen:
+            cls = load_adapter(name)
+            classes[name] = isolated(name, timeout_s=timeout) if isolate or cls.isolate else cls
     except UnknownAdapter as exc:
         raise UsageError(str(exc)) from None
+    return classes
 
 
-def _select(planned: list[Any], patterns: list[str] | None) -> list[Any]:
-    """Planned cases whose id equals a pattern or matches it as a glob.
+def _select(jobs: list[Any], patterns: list[str] | None) -> list[Any]:
+    """Jobs whose id equals a pattern, else whose id or case id matches it as a glob.
 
-    Exact ids come first because case ids contain brackets, which are glob syntax.
+    Exact ids come first because ids contain brackets, which are glob syntax, and because a
+    reproducer names exactly one job.
     """
     if not patterns:
-        return planned
-    chosen = [
-        p
-        for p in planned
-        if any(
-            p.id == pat or p.case.id == pat or fnmatch.fnmatchcase(p.id, pat) for pat in patterns
-        )
-    ]
+        return jobs
+    chosen = []
+    for pattern in patterns:
+        exact = [j for j in jobs if j.id == pattern]
+        chosen += exact or [
+            j
+            for j in jobs
+            if fnmatch.fnmatchcase(j.id, pattern)
+            or (j.kind == "conformance" and j.planned.case.id == pattern)
+        ]
     if not chosen:
         raise UsageError(f"no case matches {', '.join(patterns)} (see 'run --list')")
-    return chosen
+    unique = {id(j): j for j in chosen}
+    return [j for j in jobs if id(j) in unique]
 
 
 def _write_reports(out: Path, records: list[dict[str, Any]], summary: dict[str, Any]) -> None:
@@ -156,9 +195,17 @@ def _write_reports(out: Path, records: list[dict[str, Any]], summary: dict[str, 
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from harness.adapters.registry import load_adapter
     from harness.report import summarize
     from harness.report.summary import failing_outcomes
-    from harness.runner.engine import plan, run_adapter, sanity_notes
+    from harness.runner.engine import (
+        REFERENCE,
+        AdapterPool,
+        plan,
+        plan_jobs,
+        run_jobs,
+        sanity_notes,
+    )
     from harness.runner.store import ResultStore
     from harness.scenarios import CatalogueError, load_catalogue
 
@@ -166,27 +213,37 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cases = load_catalogue()
     except CatalogueError as exc:
         raise UsageError(f"scenario catalogue: {exc}") from None
-    planned = _select(plan(cases), args.case)
+    adapters = _adapter_classes(args.adapter, isolate=args.isolate, timeout=args.timeout)
+    jobs = _select(
+        plan_jobs(
+            adapters, plan(cases), against_reference=not args.no_peers, interop=not args.no_peers
+        ),
+        args.case,
+    )
     if args.list:
-        for item in planned:
-            print(f"{item.id:60} {item.case.scenario.source_ref}")
-        print(f"{len(planned)} cases from {len({p.case.scenario.id for p in planned})} scenarios")
+        for job in jobs:
+            print(f"{job.adapter:12} {job.id:70} {job.planned.case.scenario.source_ref}")
+        scenarios = len({j.planned.case.scenario.id for j in jobs})
+        print(f"{len(jobs)} cases from {scenarios} scenarios")
         return 0
-    adapters = _adapter_classes(args.adapter)
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} exists and is not a folder")
+    pool_classes = dict(adapters)
+    if any(j.peer == REFERENCE for j in jobs) and REFERENCE not in pool_classes:
+        pool_classes[REFERENCE] = load_adapter(REFERENCE)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     clock = time.perf_counter()
     store = ResultStore(args.out, resume=args.resume)
-    progress = _Progress(len(planned) * len(adapters), quiet=args.quiet)
+    pool = AdapterPool(pool_classes)
+    progress = _Progress(len(jobs), quiet=args.quiet)
     interrupted = False
     try:
-        for name, cls in adapters.items():
-            run_adapter(name, cls, planned, store, profile=args.profile, on_case=progress.advance)
+        run_jobs(jobs, pool, store, profile=args.profile, on_case=progress.advance)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         progress.close()
+        pool.close()
         store.close()
     summary = summarize(
         store.records,

@@ -140,3 +140,34 @@ def test_adapter_that_breaks_mid_run_is_reported_by_closing_sanity(tmp_path: Pat
     assert outcomes["sanity[start]"] == "PASS" and outcomes["sanity[end]"] == "FAIL"
     (note,) = sanity_notes(store.records)
     assert note.startswith("leaky: the closing sanity check ended FAIL")
+
+
+class NonZeroRandomPad(ReferenceAdapter):
+    """Bug (invisible to a verifier): leaves the encrypted RandomPad in NTLMv1 signatures,
+    which §3.4.4.1 sets to 0. Only a byte-for-byte comparison with the oracle sees it."""
+
+    def make_signature(
+        self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        result = super().make_signature(handle, qop, message, seqno)
+        if result.status == 0 and message and message.buffers:
+            token = message.buffers[-1].data
+            if token is not None and token[4:8] == bytes(4) and token[12:16] != bytes(4):
+                token[4:8] = b"\x45\xc8\x44\xe5"
+        return result
+
+
+def test_reference_as_peer_passes_in_both_roles() -> None:
+    for case in load_catalogue():
+        for role in ("client", "server"):
+            result = execute(ReferenceAdapter(), case, peer=ReferenceAdapter(), role=role)
+            assert result.outcome == "PASS", (case.id, role, result.message)
+
+
+def test_mirror_catches_output_bytes_that_differ_from_the_oracle() -> None:
+    case = _case("sign-verify-client-to-server[ntlmv1]")
+    alone = execute(NonZeroRandomPad(), case)
+    assert alone.outcome == "PASS"  # the pad is not compared by the verifier
+    against = execute(NonZeroRandomPad(), case, peer=ReferenceAdapter(), role="client")
+    assert against.outcome == "FAIL"
+    assert "differs from the reference" in against.message

@@ -33,6 +33,8 @@ class Capability(enum.Flag):
     NO_INTEGRITY = enum.auto()  # contexts negotiated without SIGN/SEAL
     SESSION_KEY = enum.auto()  # contexts from (flags, exported session key): vector replay
     NTLM_PRIMITIVES = enum.auto()  # key and response functions: vector replay
+    CLIENT = enum.auto()  # can play the client against another implementation's server
+    SERVER = enum.auto()  # can play the server against another implementation's client
 
     @classmethod
     def parse(cls, name: str) -> Capability:
@@ -98,6 +100,33 @@ class CallResult:
     detail: str = ""
 
 
+class Party(ABC):
+    """One side of a handshake in progress, driven token by token.
+
+    ``step`` takes the peer's last token (None for the client's first call) and returns a
+    status and the token to send (b"" when there is none): SEC_I_CONTINUE_NEEDED while more
+    legs are needed, SEC_E_OK when this side is done, an error status when it failed. Once
+    done, ``handle`` is the context handle in the adapter that made the party.
+    """
+
+    @abstractmethod
+    def step(self, token: bytes | None) -> tuple[int, bytes]: ...
+
+    @property
+    @abstractmethod
+    def handle(self) -> Handle: ...
+
+    @property
+    def flags(self) -> int:
+        """The negotiated NTLM flags, where the implementation exposes them (else 0)."""
+        return 0
+
+    @property
+    def exported_session_key(self) -> bytes | None:
+        """The exported session key, where the implementation exposes it."""
+        return None
+
+
 class AdapterError(Exception):
     """The adapter could not do what was asked (not a protocol outcome): an ERROR case."""
 
@@ -108,15 +137,25 @@ class Adapter(ABC):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     capabilities: ClassVar[Capability] = Capability.NONE
+    isolate: ClassVar[bool] = False  # run in a worker subprocess by default (native code)
 
     @classmethod
     def available(cls) -> Availability:
         """Whether the backend can load on this machine, and if not, why."""
         return Availability(True)
 
-    @abstractmethod
+    def client(self, options: ContextOptions) -> Party:
+        """A client party (Capability.CLIENT)."""
+        raise AdapterError(f"{self.name} cannot act as a client against another implementation")
+
+    def server(self, options: ContextOptions) -> Party:
+        """A server party that knows the credentials in ``options`` (Capability.SERVER)."""
+        raise AdapterError(f"{self.name} cannot act as a server against another implementation")
+
     def establish(self, options: ContextOptions) -> ContextPair | CallResult:
-        """Run a handshake between a client and a server context; a CallResult on failure."""
+        """Run a handshake between a client and a server context of this adapter; a CallResult
+        on failure. The default drives ``client`` and ``server`` against each other."""
+        return handshake(self.client(options), self.server(options))
 
     @abstractmethod
     def query_sizes(self, handle: Handle) -> tuple[CallResult, SecPkgContextSizes | None]: ...
@@ -150,3 +189,33 @@ class Adapter(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing
         """Release what the adapter holds; called once at the end of a run."""
+
+
+MAX_LEGS = 10
+
+
+def handshake(client: Party, server: Party) -> ContextPair | CallResult:
+    """Shuttle tokens between two parties, possibly of different adapters, until both are done."""
+    sides = (client, server)
+    done = [False, False]
+    token: bytes | None = None
+    for leg in range(MAX_LEGS):
+        turn = leg % 2
+        role = ("client", "server")[turn]
+        status, out = sides[turn].step(token)
+        if status not in (0, 0x00090312):  # SEC_E_OK, SEC_I_CONTINUE_NEEDED
+            return CallResult(status, detail=f"{role} failed at handshake leg {leg + 1}")
+        done[turn] = status == 0
+        if all(done):
+            break
+        if not out:
+            return CallResult(0x80090308, detail=f"{role} sent no token at leg {leg + 1}")
+        token = out
+    else:
+        return CallResult(0x80090304, detail=f"handshake did not finish in {MAX_LEGS} legs")
+    return ContextPair(
+        client.handle,
+        server.handle,
+        client.flags or server.flags,
+        client.exported_session_key or server.exported_session_key,
+    )

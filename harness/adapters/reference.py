@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from harness.adapters.base import (
     Adapter,
+    AdapterError,
     CallResult,
     Capability,
     ContextOptions,
-    ContextPair,
     Handle,
+    Party,
 )
 from harness.ntlm.flags import NegotiateFlags as F
 from harness.ntlm.handshake import (
@@ -51,6 +52,55 @@ def requested_flags(options: ContextOptions) -> int:
     return int(flags)
 
 
+class _ReferenceParty(Party):
+    """A reference client or server; once done, its context is in the package's table."""
+
+    def __init__(self, package: NtlmPackage, ntlm: NtlmClient | NtlmServer, *, is_client: bool):
+        self.package = package
+        self.ntlm = ntlm
+        self.is_client = is_client
+        self._handle: Handle | None = None
+        self._legs = 0
+
+    def step(self, token: bytes | None) -> tuple[int, bytes]:
+        """Client: NEGOTIATE, then AUTHENTICATE. Server: CHALLENGE, then accept."""
+        self._legs += 1
+        try:
+            if isinstance(self.ntlm, NtlmClient):
+                if self._legs == 1:
+                    return SecStatus.SEC_I_CONTINUE_NEEDED, self.ntlm.negotiate()
+                out = self.ntlm.authenticate(token or b"")
+            else:
+                if self._legs == 1:
+                    return SecStatus.SEC_I_CONTINUE_NEEDED, self.ntlm.challenge(token or b"")
+                self.ntlm.accept(token or b"")
+                out = b""
+        except HandshakeError as exc:
+            return exc.status, b""
+        except MessageError:
+            return SecStatus.SEC_E_INVALID_TOKEN, b""
+        established = self.ntlm.established
+        assert established is not None
+        self._handle = Handle(*self.package.add(established, is_client=self.is_client))
+        return SecStatus.SEC_E_OK, out
+
+    @property
+    def handle(self) -> Handle:
+        if self._handle is None:
+            raise AdapterError("the handshake is not complete")
+        return self._handle
+
+    @property
+    def flags(self) -> int:
+        established = self.ntlm.established
+        return established.flags if established else 0
+
+    @property
+    def exported_session_key(self) -> bytes | None:
+        established = self.ntlm.established
+        return established.exported_session_key if established else None
+
+
 class ReferenceAdapter(Adapter):
     name = "reference"
     description = "sspi-harness's own NTLM SSP, written from MS-NLMP (the oracle)"
@@ -68,35 +118,28 @@ class ReferenceAdapter(Adapter):
         | Capability.NO_INTEGRITY
         | Capability.SESSION_KEY
         | Capability.NTLM_PRIMITIVES
+        | Capability.CLIENT
+        | Capability.SERVER
     )
 
     def __init__(self, randomness: Randomness | None = None) -> None:
         self.package = NtlmPackage()
         self.randomness = randomness
 
-    def establish(self, options: ContextOptions) -> ContextPair | CallResult:
+    def client(self, options: ContextOptions) -> Party:
         creds = Credentials(options.user, options.domain, options.password)
-        client = NtlmClient(
+        ntlm = NtlmClient(
             creds,
             requested_flags(options),
             ntlm_v2=options.ntlm_version == "v2",
             randomness=self.randomness,
         )
-        server = NtlmServer(
-            {(options.user, options.domain): options.password}, randomness=self.randomness
-        )
-        try:
-            server.accept(client.authenticate(server.challenge(client.negotiate())))
-        except HandshakeError as exc:
-            return CallResult(exc.status, detail=str(exc))
-        except MessageError as exc:
-            return CallResult(SecStatus.SEC_E_INVALID_TOKEN, detail=str(exc))
-        assert client.established is not None and server.established is not None
-        return ContextPair(
-            self._handle(self.package.add(client.established, is_client=True)),
-            self._handle(self.package.add(server.established, is_client=False)),
-            client.established.flags,
-            client.established.exported_session_key,
+        return _ReferenceParty(self.package, ntlm, is_client=True)
+
+    def server(self, options: ContextOptions) -> Party:
+        users = {(options.user, options.domain): options.password}
+        return _ReferenceParty(
+            self.package, NtlmServer(users, randomness=self.randomness), is_client=False
         )
 
     def from_session_key(self, flags: int, exported_session_key: bytes, *, client: bool) -> Handle:

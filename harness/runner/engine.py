@@ -1,4 +1,14 @@
-"""The run loop: cases × adapters, sanity first and last, results appended as they finish."""
+"""The run loop: jobs (case × adapter × peer), sanity first and last, results appended as
+they finish.
+
+Three kinds of job:
+- ``conformance``: the adapter alone plays both roles (``case[variant]``);
+- ``vs-reference``: the adapter plays one role and the reference the other, which also
+  mirrors the adapter's calls to compare output bytes (``case[variant]@as-client`` /
+  ``@as-server``);
+- ``interop``: every adapter as client against every adapter as server on a few
+  conversations (``case[variant]@client=A,server=B``).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +18,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.adapters.base import Adapter
+from harness.adapters.base import Adapter, Capability
 from harness.runner.executor import execute
 from harness.runner.store import ResultStore
 from harness.scenarios.model import Case
 
 SANITY_ID = "sanity"
+REFERENCE = "reference"
+INTEROP_SCENARIOS = ("sanity", "sign-verify-server-to-client", "seal-unseal-client-to-server")
 
 
 @dataclass(frozen=True)
@@ -22,6 +34,25 @@ class PlannedCase:
 
     id: str
     case: Case
+
+
+@dataclass(frozen=True)
+class Job:
+    """One record's worth of work."""
+
+    adapter: str
+    planned: PlannedCase
+    kind: str = "conformance"
+    peer: str | None = None
+    role: str | None = None  # the role the adapter plays against ``peer``
+
+    @property
+    def id(self) -> str:
+        if self.kind == "vs-reference":
+            return f"{self.planned.id}@as-{self.role}"
+        if self.kind == "interop":  # the adapter is the client, the peer the server
+            return f"{self.planned.id}@client={self.adapter},server={self.peer}"
+        return self.planned.id
 
 
 def plan(cases: list[Case]) -> list[PlannedCase]:
@@ -33,21 +64,59 @@ def plan(cases: list[Case]) -> list[PlannedCase]:
     return [PlannedCase("sanity[start]", sanity[0]), *rest, PlannedCase("sanity[end]", sanity[0])]
 
 
+def plan_jobs(
+    adapters: dict[str, type[Adapter]],
+    planned: list[PlannedCase],
+    *,
+    against_reference: bool = True,
+    interop: bool = True,
+) -> list[Job]:
+    """Every job of a run, adapter by adapter, then the interop matrix."""
+    jobs: list[Job] = []
+    for name, cls in adapters.items():
+        jobs += [Job(name, p) for p in planned]
+        if not against_reference or name == REFERENCE:
+            continue
+        for role, needed in (("client", Capability.CLIENT), ("server", Capability.SERVER)):
+            if needed in cls.capabilities:
+                jobs += [Job(name, p, "vs-reference", REFERENCE, role) for p in planned]
+    if interop:
+        conversations = [
+            p for p in planned if p.case.scenario.id in INTEROP_SCENARIOS and p.id != "sanity[end]"
+        ]
+        clients = [n for n, c in adapters.items() if Capability.CLIENT in c.capabilities]
+        servers = [n for n, c in adapters.items() if Capability.SERVER in c.capabilities]
+        for client in clients:
+            for server in servers:
+                if client == server:
+                    continue  # the conformance jobs already pair an adapter with itself
+                jobs += [Job(client, p, "interop", server, "client") for p in conversations]
+    return jobs
+
+
 def _record(
-    adapter_name: str,
-    planned: PlannedCase,
+    job: Job,
     profile: str,
     outcome: str,
     message: str,
     duration: float,
+    *,
+    isolated: bool,
     **extra: Any,
 ) -> dict[str, Any]:
-    scenario = planned.case.scenario
+    scenario = job.planned.case.scenario
+    argv = ["--adapter", job.adapter]
+    if job.kind == "interop" and job.peer and job.peer != job.adapter:
+        argv += ["--adapter", job.peer]
+    argv += ["--profile", profile, "--case", job.id] + (["--isolate"] if isolated else [])
     return {
-        "case": planned.id,
+        "case": job.id,
         "scenario": scenario.id,
-        "variant": planned.case.variant,
-        "adapter": adapter_name,
+        "variant": job.planned.case.variant,
+        "adapter": job.adapter,
+        "kind": job.kind,
+        "peer": job.peer,
+        "role": job.role,
         "profile": profile,
         "outcome": outcome,
         "message": message,
@@ -58,13 +127,90 @@ def _record(
             "quote": scenario.source_quote,
             "url": scenario.source_url,
         },
-        "reproducer": "sspi-harness run "
-        + " ".join(
-            shlex.quote(a)
-            for a in ("--adapter", adapter_name, "--profile", profile, "--case", planned.id)
-        ),
+        "reproducer": "sspi-harness run " + " ".join(shlex.quote(a) for a in argv),
         **extra,
     }
+
+
+class AdapterPool:
+    """One instance per adapter for the whole run (workers are reused between cases)."""
+
+    def __init__(self, classes: dict[str, type[Adapter]]) -> None:
+        self.classes = classes
+        self._instances: dict[str, Adapter] = {}
+
+    def get(self, name: str) -> Adapter | None:
+        """The instance, or None when the backend is not available here."""
+        if name not in self._instances:
+            cls = self.classes[name]
+            if not cls.available().ok:
+                return None
+            self._instances[name] = cls()
+        return self._instances[name]
+
+    def close(self) -> None:
+        for adapter in self._instances.values():
+            adapter.close()
+
+
+def _missing(job: Job, classes: dict[str, type[Adapter]]) -> str:
+    """Why a job cannot run, or "" when it can."""
+    for name in filter(None, (job.adapter, job.peer)):
+        availability = classes[name].available()
+        if not availability.ok:
+            return f"{name}: {availability.reason}"
+    missing = job.planned.case.needs & ~classes[job.adapter].capabilities
+    if job.peer is not None:
+        missing |= job.planned.case.needs & ~classes[job.peer].capabilities
+    if missing:
+        return "missing capability " + ", ".join(m.name or "" for m in missing)
+    return ""
+
+
+def run_jobs(
+    jobs: Iterable[Job],
+    pool: AdapterPool,
+    store: ResultStore,
+    *,
+    profile: str,
+    on_case: Callable[[dict[str, Any]], None] = lambda record: None,
+) -> None:
+    """Run every job not yet in ``store``, appending a record as each finishes."""
+    for job in jobs:
+        if (job.adapter, job.id) in store.done:
+            continue
+        reason = _missing(job, pool.classes)
+        isolated = getattr(pool.classes[job.adapter], "target", "") != ""
+        if reason:
+            record = _record(
+                job,
+                profile,
+                "UNSUPPORTED",
+                reason,
+                0.0,
+                isolated=isolated,
+                expected={},
+                actual={},
+                steps=[],
+            )
+        else:
+            adapter, peer = pool.get(job.adapter), pool.get(job.peer) if job.peer else None
+            assert adapter is not None
+            start = time.perf_counter()
+            result = execute(adapter, job.planned.case, profile, peer=peer, role=job.role)
+            record = _record(
+                job,
+                profile,
+                result.outcome,
+                result.message,
+                time.perf_counter() - start,
+                isolated=isolated,
+                expected=result.expected,
+                actual=result.actual,
+                steps=[s.to_json() for s in result.steps],
+            )
+        store.append(record)
+        on_case(record)
 
 
 def run_adapter(
@@ -76,68 +222,33 @@ def run_adapter(
     profile: str,
     on_case: Callable[[dict[str, Any]], None] = lambda record: None,
 ) -> None:
-    """Run every planned case not yet in ``store`` against one adapter."""
-    todo = [p for p in planned if (name, p.id) not in store.done]
-    availability = adapter_cls.available()
-    adapter = adapter_cls() if availability.ok else None
+    """The conformance jobs of one adapter alone."""
+    pool = AdapterPool({name: adapter_cls})
     try:
-        for item in todo:
-            missing = item.case.needs & ~adapter_cls.capabilities
-            if adapter is None or missing:
-                reason = (
-                    availability.reason
-                    if adapter is None
-                    else ("missing capability " + ", ".join(m.name or "" for m in missing))
-                )
-                record = _record(
-                    name,
-                    item,
-                    profile,
-                    "UNSUPPORTED",
-                    reason,
-                    0.0,
-                    expected={},
-                    actual={},
-                    steps=[],
-                )
-            else:
-                start = time.perf_counter()
-                result = execute(adapter, item.case, profile)
-                record = _record(
-                    name,
-                    item,
-                    profile,
-                    result.outcome,
-                    result.message,
-                    time.perf_counter() - start,
-                    expected=result.expected,
-                    actual=result.actual,
-                    steps=[s.to_json() for s in result.steps],
-                )
-            store.append(record)
-            on_case(record)
+        run_jobs([Job(name, p) for p in planned], pool, store, profile=profile, on_case=on_case)
     finally:
-        if adapter is not None:
-            adapter.close()
+        pool.close()
 
 
 def sanity_notes(records: list[dict[str, Any]]) -> list[str]:
     """What the sanity cases say about each adapter's health over the run."""
     by_adapter: dict[str, dict[str, str]] = {}
     for record in records:
-        if record.get("scenario") == SANITY_ID:
-            by_adapter.setdefault(str(record.get("adapter")), {})[str(record.get("case"))] = str(
-                record.get("outcome")
-            )
+        if (
+            record.get("scenario") == SANITY_ID
+            and record.get("kind", "conformance") == "conformance"
+        ):
+            outcomes = by_adapter.setdefault(str(record.get("adapter")), {})
+            outcomes[str(record.get("case"))] = str(record.get("outcome"))
     notes = []
-    healthy = {"PASS", "NON_STRICT"}
+    healthy = {"PASS", "NON_STRICT", "UNSUPPORTED"}
     for adapter, outcomes in by_adapter.items():
         start, end = outcomes.get("sanity[start]"), outcomes.get("sanity[end]")
-        if start is not None and start not in healthy and start != "UNSUPPORTED":
+        if start is not None and start not in healthy:
             notes.append(
                 f"{adapter}: the opening sanity check ended {start}; every result is suspect"
             )
-        elif end is not None and end not in healthy and end != "UNSUPPORTED":
+        elif end is not None and end not in healthy:
             notes.append(
                 f"{adapter}: the closing sanity check ended {end} after the opening one passed: "
                 "the adapter broke during the run"

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.adapters.base import Adapter, CallResult, ContextPair, Handle
+from harness.adapters.base import Adapter, CallResult, Handle, handshake
+from harness.adapters.reference import ReferenceAdapter
+from harness.runner.worker import WorkerCrashed, WorkerTimeout
 from harness.scenarios.loader import BUFFER_FLAGS
 from harness.scenarios.model import PROFILES, BufferSpec, Case, Step
 from harness.sspi.buffers import SecBuffer, SecBufferDesc
@@ -85,14 +87,6 @@ def build_descriptor(step: Step, saved: dict[str, SecBufferDesc]) -> SecBufferDe
     return desc
 
 
-def _handle(step: Step, pair: ContextPair) -> Handle:
-    if step.handle == "zero":
-        return Handle.ZERO
-    if step.handle == "garbage":
-        return Handle.GARBAGE
-    return pair.client if step.by == "client" else pair.server
-
-
 def _protected(desc: SecBufferDesc) -> dict[int, bytes | None]:
     return {
         i: None if b.data is None else bytes(b.data)
@@ -125,30 +119,118 @@ def _judge(step: Step, status: int, profile: str) -> tuple[str, bool, bool]:
     return expected, False, actual in others
 
 
-def execute(adapter: Adapter, case: Case, profile: str = "documented") -> CaseOutcome:
+@dataclass
+class Sides:
+    """Who answers for each role, and the optional mirror of the side under test.
+
+    Alone, one adapter plays both roles. Against a peer, the adapter under test plays
+    ``tested`` and the peer the other role; when the peer is the reference, it also knows the
+    negotiated flags and session key, and a ``mirror`` context in the reference replays every
+    call of the side under test so that its output bytes can be compared with the oracle's.
+    """
+
+    client: tuple[Adapter, Handle]
+    server: tuple[Adapter, Handle]
+    tested: str | None = None
+    mirror: tuple[Adapter, Handle] | None = None
+
+    def of(self, step: Step) -> tuple[Adapter, Handle]:
+        adapter, handle = self.client if step.by == "client" else self.server
+        if step.handle == "zero":
+            return adapter, Handle.ZERO
+        if step.handle == "garbage":
+            return adapter, Handle.GARBAGE
+        return adapter, handle
+
+
+def establish(
+    adapter: Adapter, case: Case, peer: Adapter | None, role: str | None
+) -> Sides | CallResult:
+    """Run the handshake for a case: alone, or with ``peer`` taking the role not ``role``."""
+    if peer is None or role is None:
+        pair = adapter.establish(case.options)
+        if isinstance(pair, CallResult):
+            return pair
+        return Sides((adapter, pair.client), (adapter, pair.server))
+    if role == "client":
+        pair = handshake(adapter.client(case.options), peer.server(case.options))
+    else:
+        pair = handshake(peer.client(case.options), adapter.server(case.options))
+    if isinstance(pair, CallResult):
+        return pair
+    sides = Sides((adapter, pair.client), (peer, pair.server), tested=role)
+    if role == "server":
+        sides = Sides((peer, pair.client), (adapter, pair.server), tested=role)
+    if isinstance(peer, ReferenceAdapter) and pair.exported_session_key is not None:
+        mirror = peer.from_session_key(
+            pair.flags, pair.exported_session_key, client=role == "client"
+        )
+        sides.mirror = (peer, mirror)
+    return sides
+
+
+def _mirror_difference(
+    sides: Sides, step: Step, before: SecBufferDesc, desc: SecBufferDesc, call: CallResult
+) -> str:
+    """Replay a call of the side under test in the reference mirror; describe any difference."""
+    if sides.mirror is None or step.by != sides.tested or step.handle != "valid":
+        return ""
+    adapter, handle = sides.mirror
+    oracle = _call(adapter, step, handle, before)
+    if oracle.status != call.status or call.status != 0:
+        return ""  # statuses are judged by the expectations; bytes only matter on success
+    for index, (mine, theirs) in enumerate(
+        zip(desc.buffers or [], before.buffers or [], strict=True)
+    ):
+        if bytes(mine.data or b"") != bytes(theirs.data or b""):
+            return (
+                f"buffer {index} differs from the reference's: "
+                f"{bytes(mine.data or b'').hex()} vs {bytes(theirs.data or b'').hex()}"
+            )
+    return ""
+
+
+def execute(
+    adapter: Adapter,
+    case: Case,
+    profile: str = "documented",
+    *,
+    peer: Adapter | None = None,
+    role: str | None = None,
+) -> CaseOutcome:
     """Run every step of ``case``; stop at the first step that fails."""
     result = CaseOutcome("PASS")
-    established = adapter.establish(case.options)
-    if isinstance(established, CallResult):
-        name = status_name(established.status)
-        result.steps.append(StepRecord("establish", name, "SEC_E_OK", False, established.detail))
+    try:
+        sides = establish(adapter, case, peer, role)
+    except WorkerCrashed as exc:
+        result.outcome, result.message = "CRASH", f"establish: {exc}"
+        return result
+    except WorkerTimeout as exc:
+        result.outcome, result.message = "TIMEOUT", f"establish: {exc}"
+        return result
+    except Exception as exc:  # an exception escaping an adapter is an ERROR outcome
+        result.outcome, result.message = "ERROR", f"establish: {type(exc).__name__}: {exc}"
+        return result
+    if isinstance(sides, CallResult):
+        name = status_name(sides.status)
+        result.steps.append(StepRecord("establish", name, "SEC_E_OK", False, sides.detail))
         result.outcome = "FAIL"
-        result.message = f"establish failed with {name}: {established.detail}".strip(": ")
+        result.message = f"establish failed with {name}: {sides.detail}".strip(": ")
         result.expected, result.actual = {"status": "SEC_E_OK"}, {"status": name}
         return result
-    pair = established
     saved: dict[str, SecBufferDesc] = {}
     try:
         for index, step in enumerate(case.scenario.steps):
             label = f"{index}:{step.op}/{step.by}"
-            handle = _handle(step, pair)
+            actor, handle = sides.of(step)
             if step.op == "sizes":
-                call, sizes = adapter.query_sizes(handle)
+                call, sizes = actor.query_sizes(handle)
                 desc = SecBufferDesc()
             else:
                 desc = build_descriptor(step, saved)
+                pristine = desc.copy()
                 before = _protected(desc)
-                call = _call(adapter, step, handle, desc)
+                call = _call(actor, step, handle, desc)
                 sizes = None
             expected, ok, non_strict = _judge(step, call.status, profile)
             record = StepRecord(label, status_name(call.status), expected or None, ok, call.detail)
@@ -193,8 +275,18 @@ def execute(adapter: Adapter, case: Case, profile: str = "documented") -> CaseOu
                         )
                         result.expected["buffer"], result.actual["buffer"] = want, got_hex
                         return result
+            if step.op != "sizes":
+                difference = _mirror_difference(sides, step, pristine, desc, call)
+                if difference:
+                    result.outcome, record.ok = "FAIL", False
+                    result.message = f"step {label}: {difference}"
+                    return result
             if step.save:
                 saved[step.save] = desc.copy()
+    except WorkerCrashed as exc:
+        result.outcome, result.message = "CRASH", str(exc)
+    except WorkerTimeout as exc:
+        result.outcome, result.message = "TIMEOUT", str(exc)
     except Exception as exc:  # an exception escaping an adapter is an ERROR outcome
         result.outcome = "ERROR"
         result.message = f"{type(exc).__name__}: {exc}"

@@ -90,4 +90,3 @@ class CDescriptor:
             length = min(entry.cbBuffer, len(buf.data) if buf.data is not None else 0)
             buf.data = bytearray(ctypes.string_at(entry.pvBuffer, length))
             buf.declared_length = None if entry.cbBuffer == length else entry.cbBuffer
-

@@ -1,0 +1,337 @@
+"""Run any adapter in a worker subprocess, so that a crash or hang of the implementation is an
+outcome (CRASH, TIMEOUT) instead of the end of the run.
+
+The parent holds a ``WorkerAdapter`` that forwards each SSPI call to a long-lived child over
+a pipe (length-prefixed pickles) and copies back what the child's adapter wrote into the
+descriptor. The worker is reused between cases and replaced after it dies. The child moves its
+own stdout to stderr first, so that anything a native library prints cannot corrupt the
+protocol.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import signal
+import struct
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from harness.adapters.base import (
+    Adapter,
+    AdapterError,
+    Availability,
+    CallResult,
+    ContextOptions,
+    ContextPair,
+    Handle,
+    Party,
+)
+from harness.sspi.buffers import SecBufferDesc
+from harness.sspi.sizes import SecPkgContextSizes
+
+DEFAULT_TIMEOUT_S = 10.0
+_HEADER = struct.Struct("<I")
+
+
+class WorkerCrashed(Exception):
+    """The worker process died during a call; the text names the signal and the call."""
+
+
+class WorkerTimeout(Exception):
+    """The worker did not answer within the timeout; it was killed."""
+
+
+@dataclass(frozen=True)
+class PartyRef:
+    """A party that lives in the worker."""
+
+    id: int
+
+
+def _send(fd: int, payload: object) -> None:
+    data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _recv_exact(fd: int, count: int, deadline: float | None) -> bytes:
+    chunks, remaining = [], count
+    while remaining:
+        if deadline is not None:
+            timeout = deadline - _now()
+            if timeout <= 0 or not select.select([fd], [], [], timeout)[0]:
+                raise WorkerTimeout
+        chunk = os.read(fd, remaining)
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _recv(fd: int, deadline: float | None = None) -> Any:
+    (length,) = _HEADER.unpack(_recv_exact(fd, _HEADER.size, deadline))
+    return pickle.loads(_recv_exact(fd, length, deadline))
+
+
+def _now() -> float:
+    import time
+
+    return time.monotonic()
+
+
+def _describe(method: str, args: tuple[Any, ...]) -> str:
+    """A short, one-line account of a call, for CRASH/TIMEOUT messages."""
+    parts = []
+    for arg in args:
+        if isinstance(arg, SecBufferDesc):
+            parts.append(f"desc={arg.to_json()}")
+        elif isinstance(arg, bytes):
+            parts.append(arg.hex())
+        else:
+            parts.append(repr(arg))
+    text = f"{method}({', '.join(parts)})"
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+class _RemoteParty(Party):
+    def __init__(self, worker: WorkerAdapter, ref: PartyRef) -> None:
+        self.worker = worker
+        self.ref = ref
+
+    def step(self, token: bytes | None) -> tuple[int, bytes]:
+        result: tuple[int, bytes] = self.worker._invoke("party.step", (self.ref.id, token))
+        return result
+
+    @property
+    def handle(self) -> Handle:
+        result: Handle = self.worker._invoke("party.handle", (self.ref.id,))
+        return result
+
+    @property
+    def flags(self) -> int:
+        result: int = self.worker._invoke("party.flags", (self.ref.id,))
+        return result
+
+    @property
+    def exported_session_key(self) -> bytes | None:
+        result: bytes | None = self.worker._invoke("party.exported_session_key", (self.ref.id,))
+        return result
+
+
+class WorkerAdapter(Adapter):
+    """Base of the isolated adapter classes made by ``isolated``; forwards to a child."""
+
+    target: str = ""
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._to_child = self._from_child = -1
+        self.restarts = 0
+
+    # -- process management -------------------------------------------------------------------
+
+    def _start(self) -> None:
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        self._proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "harness.runner.worker_main",
+                str(to_child_r),
+                str(from_child_w),
+            ],
+            pass_fds=(to_child_r, from_child_w),
+            stdin=subprocess.DEVNULL,
+        )
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self._to_child, self._from_child = to_child_w, from_child_r
+        self._roundtrip(("init", (self.target,)))
+
+    def _stop(self, *, kill: bool) -> None:
+        if self._proc is None:
+            return
+        for fd in (self._to_child, self._from_child):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if kill:
+            self._proc.kill()
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
+    def _death(self) -> str:
+        assert self._proc is not None
+        code = self._proc.wait(timeout=5)
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exited with status {code}"
+
+    def _roundtrip(self, request: tuple[str, tuple[Any, ...]]) -> Any:
+        deadline = _now() + self.timeout_s
+        try:
+            _send(self._to_child, request)
+            kind, value = _recv(self._from_child, deadline)
+        except WorkerTimeout:
+            self._stop(kill=True)
+            self.restarts += 1
+            raise WorkerTimeout(
+                f"no answer within {self.timeout_s:g} s to {_describe(*request)}"
+            ) from None
+        except (EOFError, BrokenPipeError, OSError):
+            how = self._death()
+            self._stop(kill=False)
+            self.restarts += 1
+            raise WorkerCrashed(f"worker {how} during {_describe(*request)}") from None
+        if kind == "raise":
+            raise AdapterError(value)
+        return value
+
+    def _invoke(self, method: str, args: tuple[Any, ...]) -> Any:
+        if self._proc is None:
+            self._start()
+        value, updated = self._roundtrip((method, args))
+        for original, after in zip(args, updated, strict=True):
+            if isinstance(original, SecBufferDesc) and isinstance(after, SecBufferDesc):
+                original.buffers, original.version = after.buffers, after.version
+                original.declared_count = after.declared_count
+        return value
+
+    def close(self) -> None:
+        if self._proc is not None:
+            try:
+                self._roundtrip(("close", ()))
+            except (WorkerCrashed, WorkerTimeout, AdapterError):
+                pass
+            self._stop(kill=False)
+
+    # -- the adapter contract, forwarded ------------------------------------------------------
+
+    def establish(self, options: ContextOptions) -> ContextPair | CallResult:
+        result: ContextPair | CallResult = self._invoke("establish", (options,))
+        return result
+
+    def client(self, options: ContextOptions) -> Party:
+        return _RemoteParty(self, self._invoke("client", (options,)))
+
+    def server(self, options: ContextOptions) -> Party:
+        return _RemoteParty(self, self._invoke("server", (options,)))
+
+    def query_sizes(self, handle: Handle) -> tuple[CallResult, SecPkgContextSizes | None]:
+        result: tuple[CallResult, SecPkgContextSizes | None] = self._invoke(
+            "query_sizes", (handle,)
+        )
+        return result
+
+    def make_signature(
+        self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        result: CallResult = self._invoke("make_signature", (handle, qop, message, seqno))
+        return result
+
+    def verify_signature(
+        self, handle: Handle, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        result: CallResult = self._invoke("verify_signature", (handle, message, seqno))
+        return result
+
+    def encrypt_message(
+        self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        result: CallResult = self._invoke("encrypt_message", (handle, qop, message, seqno))
+        return result
+
+    def decrypt_message(
+        self, handle: Handle, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        result: CallResult = self._invoke("decrypt_message", (handle, message, seqno))
+        return result
+
+    def delete_context(self, handle: Handle) -> CallResult:
+        result: CallResult = self._invoke("delete_context", (handle,))
+        return result
+
+
+# -- the child side ---------------------------------------------------------------------------
+
+
+def _serve(read_fd: int, write_fd: int) -> None:
+    """The worker loop: one adapter instance, its parties, requests until EOF."""
+    from harness.adapters.registry import load_adapter
+
+    adapter: Adapter | None = None
+    parties: dict[int, Party] = {}
+    while True:
+        try:
+            method, args = _recv(read_fd)
+        except EOFError:
+            return
+        try:
+            if method == "init":
+                adapter = load_adapter(args[0])()
+                _send(write_fd, ("ok", (None, args)))
+                continue
+            assert adapter is not None
+            if method == "close":
+                adapter.close()
+                _send(write_fd, ("ok", (None, args)))
+                return
+            if method in ("client", "server"):
+                party = getattr(adapter, method)(*args)
+                parties[len(parties) + 1] = party
+                value: Any = PartyRef(len(parties))
+            elif method.startswith("party."):
+                party = parties[args[0]]
+                attribute = method.split(".", 1)[1]
+                value = party.step(args[1]) if attribute == "step" else getattr(party, attribute)
+            else:
+                value = getattr(adapter, method)(*args)
+            _send(write_fd, ("ok", (value, args)))
+        except Exception as exc:  # reported to the parent as an ERROR, the worker lives on
+            _send(write_fd, ("raise", f"{type(exc).__name__}: {exc}"))
+
+
+def serve_forever(argv: list[str]) -> None:
+    """Entry point of the child (``python -m harness.runner.worker_main READ_FD WRITE_FD``)."""
+    read_fd, write_fd = int(argv[0]), int(argv[1])
+    os.dup2(2, 1)  # stray prints from native code go to stderr, not into the protocol
+    _serve(read_fd, write_fd)
+
+
+def isolated(target: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> type[WorkerAdapter]:
+    """An adapter class that runs the adapter ``target`` (registry name or path) in a worker,
+    with the same name, description, capabilities and availability."""
+    from harness.adapters.registry import load_adapter
+
+    inner = load_adapter(target)
+
+    def available(cls: type[WorkerAdapter]) -> Availability:
+        return inner.available()
+
+    namespace = {
+        "name": inner.name,
+        "description": inner.description,
+        "capabilities": inner.capabilities,
+        "target": target,
+        "timeout_s": timeout_s,
+        "available": classmethod(available),
+        "__doc__": f"{inner.__name__}, isolated in a worker subprocess.",
+    }
+    return type(f"Isolated{inner.__name__}", (WorkerAdapter,), namespace)

@@ -1,0 +1,69 @@
+"""Isolation: an adapter in a worker subprocess survives real crashes and hangs of the
+implementation, and the run goes on."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from harness.cli import main
+from harness.runner.executor import execute
+from harness.runner.worker import isolated
+from harness.scenarios import load_catalogue
+
+CASES = {c.id: c for c in load_catalogue()}
+SEGFAULT = "harness.adapters.mutants:SegfaultsOnShortToken"
+HANG = "harness.adapters.mutants:HangsOnEmptyMessage"
+
+
+def test_isolated_reference_passes_and_writes_back_descriptors() -> None:
+    adapter = isolated("reference")()
+    try:
+        for case_id in ("sanity[ntlmv2]", "seal-unseal-client-to-server[ntlmv1]",
+                        "sign-readonly-with-checksum-signed[ntlmv2]"):
+            assert execute(adapter, CASES[case_id]).outcome == "PASS", case_id
+    finally:
+        adapter.close()
+
+
+def test_segfault_is_a_crash_and_the_worker_is_replaced() -> None:
+    adapter = isolated(SEGFAULT, timeout_s=5)()
+    try:
+        crashed = execute(adapter, CASES["sign-token-too-small[ntlmv2]"])
+        assert crashed.outcome == "CRASH"
+        assert "SIGSEGV" in crashed.message and "make_signature" in crashed.message
+        after = execute(adapter, CASES["sign-tamper-data[ntlmv2]"])
+        assert after.outcome == "PASS"
+        assert adapter.restarts == 1
+    finally:
+        adapter.close()
+
+
+def test_hang_is_a_timeout_within_the_limit() -> None:
+    adapter = isolated(HANG, timeout_s=0.5)()
+    try:
+        start = time.monotonic()
+        hung = execute(adapter, CASES["sign-verify-empty-message[ntlmv2]"])
+        assert hung.outcome == "TIMEOUT" and "0.5 s" in hung.message
+        assert time.monotonic() - start < 5
+        assert execute(adapter, CASES["sign-tamper-data[ntlmv2]"]).outcome == "PASS"
+    finally:
+        adapter.close()
+
+
+def test_run_survives_a_crashing_adapter_and_the_reproducer_replays_it(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code = main(["run", "--adapter", SEGFAULT, "--isolate", "--out", str(out), "--quiet",
+                 "--case", "sign-*"])
+    assert code == 1
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    crashes = [r for r in records if r["outcome"] == "CRASH"]
+    assert {r["scenario"] for r in crashes} == {"sign-token-too-small"}
+    assert sum(r["outcome"] == "PASS" for r in records) > 50  # the run went on
+    crash = next(r for r in crashes if r["kind"] == "conformance")
+    argv = [a.strip("'") for a in crash["reproducer"].split()[1:]]
+    again = tmp_path / "again"
+    assert main([*argv, "--out", str(again), "--quiet"]) == 1
+    (replayed,) = [json.loads(x) for x in (again / "results.jsonl").read_text().splitlines()]
+    assert replayed["case"] == crash["case"] and replayed["outcome"] == "CRASH"
