@@ -128,6 +128,8 @@ def _case_view(rec: dict[str, Any], index: int, render: bool) -> dict[str, Any]:
         "case": _text(rec.get("case") or rec.get("scenario") or f"case #{index}"),
         "scenario": _text(rec.get("scenario")),
         "adapter": _text(rec.get("adapter") or "unknown"),
+        "kind": _text(rec.get("kind") or "conformance"),
+        "peer": _text(rec.get("peer")),
         "outcome": outcome,
         "css": outcome_class(outcome),
         "key": _outcome_key(outcome),
@@ -165,6 +167,58 @@ def _matrix(cases: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]
         keys = sorted({c["key"] for c in cells if c is not None})
         out.append({**row, "cells": cells, "outcome_keys": " ".join(keys)})
     return adapters, out
+
+
+def _worst(outcomes: list[str]) -> str:
+    """The outcome that says most about a group: a failure beats a pass."""
+    for outcome in ("CRASH", "TIMEOUT", "ERROR", "FAIL", "NON_STRICT", "PASS", "UNSUPPORTED"):
+        if outcome in outcomes:
+            return outcome
+    return outcomes[0] if outcomes else "UNSUPPORTED"
+
+
+def _interop(cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Client × server cells over the interop conversations; the diagonal is each adapter's
+    own conformance result on the same scenarios."""
+    pairs = [c for c in cases if c["kind"] == "interop"]
+    if not pairs:
+        return {}
+    scenarios = {c["scenario"] for c in pairs}
+    names = sorted({c["adapter"] for c in cases} | {c["peer"] for c in pairs if c["peer"]})
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for c in pairs:
+        cells.setdefault((c["adapter"], c["peer"]), []).append(c)
+    for c in cases:
+        if c["kind"] == "conformance" and c["scenario"] in scenarios:
+            cells.setdefault((c["adapter"], c["adapter"]), []).append(c)
+    rows = []
+    for client in names:
+        row = []
+        for server in names:
+            group = cells.get((client, server), [])
+            outcome = _worst([g["outcome"] for g in group]) if group else ""
+            first_bad = next((g for g in group if g["outcome"] == outcome), None)
+            row.append(
+                {
+                    "server": server,
+                    "outcome": outcome,
+                    "css": outcome_class(outcome) if group else "empty",
+                    "passed": sum(g["outcome"] == "PASS" for g in group),
+                    "total": len(group),
+                    "anchor": first_bad["anchor"] if first_bad and first_bad["render"] else "",
+                }
+            )
+        rows.append({"client": client, "cells": row})
+    return {"names": names, "rows": rows, "scenarios": sorted(scenarios)}
+
+
+def _deviations(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per adapter, its cases that did not pass alone or against the reference."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for c in cases:
+        if c["kind"] in ("conformance", "vs-reference") and c["outcome"] not in ("PASS",):
+            out.setdefault(c["adapter"], []).append(c)
+    return [{"adapter": a, "cases": out[a]} for a in sorted(out)]
 
 
 def _badges(counts: Any) -> list[dict[str, Any]]:
@@ -222,6 +276,8 @@ def render_html(
         "filter_outcomes": [{"name": o, "css": outcome_class(o)} for o in OUTCOMES if o in present],
         "adapters": adapters,
         "rows": rows,
+        "interop": _interop(cases),
+        "deviations": _deviations(cases),
         "cases": [c for c in cases if c["render"]],
         "omitted": sum(1 for c in cases if not c["render"]),
         "limit": DRILLDOWN_LIMIT,

@@ -12,7 +12,7 @@ import time
 from harness.adapters.base import CallResult, Handle
 from harness.adapters.reference import ReferenceAdapter
 from harness.sspi.buffers import SecBufferDesc
-from harness.sspi.constants import BufferType
+from harness.sspi.constants import BufferType, SecStatus
 
 
 class SegfaultsOnShortToken(ReferenceAdapter):
@@ -43,3 +43,18 @@ class HangsOnEmptyMessage(ReferenceAdapter):
             while True:
                 time.sleep(0.05)
         return super().make_signature(handle, qop, message, seqno)
+
+
+class AcceptsReplays(ReferenceAdapter):
+    """Bug: VerifySignature ignores a wrong sequence number when the checksum is right, so
+    a replayed message is accepted (sequence detection never worked)."""
+
+    name = "mutant-accepts-replays"
+
+    def verify_signature(
+        self, handle: Handle, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        result = super().verify_signature(handle, message, seqno)
+        if result.status == SecStatus.SEC_E_OUT_OF_SEQUENCE:
+            return CallResult(SecStatus.SEC_E_OK, 0)
+        return result

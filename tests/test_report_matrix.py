@@ -1,0 +1,34 @@
+"""The report shows the interop matrix and, per adapter, where it deviates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.cli import main
+
+MUTANT = "harness.adapters.mutants:AcceptsReplays"
+
+
+def test_report_shows_interop_matrix_and_deviations(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert (
+        main(["run", "--adapter", "reference", "--adapter", MUTANT, "--out", str(out), "--quiet"])
+        == 1
+    )
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    failed = {r["case"] for r in records if r["outcome"] == "FAIL"}
+    # The replay bug shows alone and when the mutant verifies as the server against the
+    # reference, never when the reference verifies.
+    assert "verify-replay[ntlmv2]" in failed and "verify-replay[ntlmv2]@as-server" in failed
+    assert "verify-replay[ntlmv2]@as-client" not in failed
+    assert all(r["adapter"] == MUTANT for r in records if r["outcome"] == "FAIL")
+    interop = [r for r in records if r["kind"] == "interop"]
+    assert {(r["adapter"], r["peer"]) for r in interop} == {
+        ("reference", MUTANT),
+        (MUTANT, "reference"),
+    }
+    html = (out / "index.html").read_text()
+    assert "Interop matrix" in html and "Deviations" in html
+    deviations = html.split("<h2>Deviations</h2>", 1)[1].split("<h2>Matrix</h2>", 1)[0]
+    assert "verify-replay[ntlmv2]@as-server" in deviations
