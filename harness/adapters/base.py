@@ -23,11 +23,14 @@ class Capability(enum.Flag):
     SIGN = enum.auto()
     SEAL = enum.auto()
     MULTIPLE_DATA = enum.auto()
-    READONLY = enum.auto()
-    READONLY_WITH_CHECKSUM = enum.auto()
+    READONLY = enum.auto()  # SECBUFFER_READONLY honoured by EncryptMessage/DecryptMessage
+    READONLY_WITH_CHECKSUM = enum.auto()  # the same for SECBUFFER_READONLY_WITH_CHECKSUM
+    SIGN_READONLY = enum.auto()  # both flags honoured by MakeSignature/VerifySignature too
+    SIZES = enum.auto()  # QueryContextAttributes(SECPKG_ATTR_SIZES) is answered
     RAW_DESCRIPTORS = enum.auto()  # malformed descriptors: ulVersion, NULL, lying lengths
     BAD_HANDLES = enum.auto()  # zeroed, garbage and deleted handles reach the package
-    NTLMV1 = enum.auto()
+    NTLMV1 = enum.auto()  # NTLMv1 with extended session security (client challenge)
+    NTLMV1_NO_ESS = enum.auto()  # NTLMv1 without extended session security, without LM_KEY
     NTLMV2 = enum.auto()
     DATAGRAM = enum.auto()  # application-supplied sequence numbers
     NO_INTEGRITY = enum.auto()  # contexts negotiated without SIGN/SEAL

@@ -110,6 +110,9 @@ class ReferenceAdapter(Adapter):
         | Capability.MULTIPLE_DATA
         | Capability.READONLY
         | Capability.READONLY_WITH_CHECKSUM
+        | Capability.SIGN_READONLY
+        | Capability.SIZES
+        | Capability.NTLMV1_NO_ESS
         | Capability.RAW_DESCRIPTORS
         | Capability.BAD_HANDLES
         | Capability.NTLMV1

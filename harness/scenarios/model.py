@@ -13,7 +13,7 @@ PROFILES = ("documented", "windows")
 VARIANTS: dict[str, tuple[ContextOptions, Capability]] = {
     "ntlmv2": (ContextOptions(ntlm_version="v2"), Capability.NTLMV2),
     "ntlmv1-ess": (ContextOptions(ntlm_version="v1-ess"), Capability.NTLMV1),
-    "ntlmv1": (ContextOptions(ntlm_version="v1"), Capability.NTLMV1),
+    "ntlmv1": (ContextOptions(ntlm_version="v1"), Capability.NTLMV1 | Capability.NTLMV1_NO_ESS),
 }
 
 
