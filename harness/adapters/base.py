@@ -129,6 +129,11 @@ class Party(ABC):
         """The exported session key, where the implementation exposes it."""
         return None
 
+    @property
+    def detail(self) -> str:
+        """The implementation's own words about the last failed step, if any."""
+        return ""
+
 
 class AdapterError(Exception):
     """The adapter could not do what was asked (not a protocol outcome): an ERROR case."""
@@ -207,7 +212,9 @@ def handshake(client: Party, server: Party) -> ContextPair | CallResult:
         role = ("client", "server")[turn]
         status, out = sides[turn].step(token)
         if status not in (0, 0x00090312):  # SEC_E_OK, SEC_I_CONTINUE_NEEDED
-            return CallResult(status, detail=f"{role} failed at handshake leg {leg + 1}")
+            said = sides[turn].detail
+            where = f"{role} failed at handshake leg {leg + 1}"
+            return CallResult(status, detail=f"{where}: {said}" if said else where)
         done[turn] = status == 0
         if all(done):
             break

@@ -61,6 +61,7 @@ class _ReferenceParty(Party):
         self.is_client = is_client
         self._handle: Handle | None = None
         self._legs = 0
+        self._detail = ""
 
     def step(self, token: bytes | None) -> tuple[int, bytes]:
         """Client: NEGOTIATE, then AUTHENTICATE. Server: CHALLENGE, then accept."""
@@ -76,8 +77,10 @@ class _ReferenceParty(Party):
                 self.ntlm.accept(token or b"")
                 out = b""
         except HandshakeError as exc:
+            self._detail = str(exc)
             return exc.status, b""
-        except MessageError:
+        except MessageError as exc:
+            self._detail = f"malformed message: {exc}"
             return SecStatus.SEC_E_INVALID_TOKEN, b""
         established = self.ntlm.established
         assert established is not None
@@ -89,6 +92,10 @@ class _ReferenceParty(Party):
         if self._handle is None:
             raise AdapterError("the handshake is not complete")
         return self._handle
+
+    @property
+    def detail(self) -> str:
+        return self._detail
 
     @property
     def flags(self) -> int:

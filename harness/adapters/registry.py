@@ -15,6 +15,7 @@ ENTRY_POINT_GROUP = "sspi_harness.adapters"
 BUILTIN: dict[str, str] = {
     "reference": "harness.adapters.reference:ReferenceAdapter",
     "pyspnego": "harness.adapters.spnego_ntlm:PyspnegoAdapter",
+    "gssapi": "harness.adapters.gss:GssapiAdapter",
 }
 
 

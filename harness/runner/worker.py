@@ -124,6 +124,11 @@ class _RemoteParty(Party):
         result: bytes | None = self.worker._invoke("party.exported_session_key", (self.ref.id,))
         return result
 
+    @property
+    def detail(self) -> str:
+        result: str = self.worker._invoke("party.detail", (self.ref.id,))
+        return result
+
 
 class WorkerAdapter(Adapter):
     """Base of the isolated adapter classes made by ``isolated``; forwards to a child."""
