@@ -139,6 +139,12 @@ class AdapterError(Exception):
     """The adapter could not do what was asked (not a protocol outcome): an ERROR case."""
 
 
+class CannotExpress(AdapterError):
+    """The implementation's API has no way to say what the case asks (a TOKEN buffer to a
+    function that returns the signature, read-only flags to a function that takes bytes, an
+    option it cannot request): an UNSUPPORTED case, with this text as the reason."""
+
+
 class Adapter(ABC):
     """One implementation under test. Methods are named after the SSPI functions."""
 

@@ -237,7 +237,7 @@ class _GssParty(Party):
         self.options = options
         self.is_client = is_client
         self.level = _check_options(options)
-        self.detail = ""
+        self._detail = ""
         self._creds: Creds | None = None
         self._context: SecurityContext | None = None
         self._handle: Handle | None = None
@@ -245,6 +245,10 @@ class _GssParty(Party):
         self._keyfile: Path | None = None
         if not is_client:
             self._keyfile = adapter._write_keyfile(options)
+
+    @property
+    def detail(self) -> str:
+        return self._detail
 
     def _acquire(self) -> Creds:
         """Credentials with the NEGOTIATE flags the options call for (GSS_NTLMSSP_NEG_FLAGS)."""
@@ -297,7 +301,7 @@ class _GssParty(Party):
             failed = _from_gss_error(
                 exc, "init_sec_context" if self.is_client else "accept_sec_context"
             )
-            self.detail = failed.detail
+            self._detail = failed.detail
             return failed.status, b""
         self._context = result.context
         out = bytes(result.token or b"")

@@ -132,9 +132,12 @@ class ReferenceAdapter(Adapter):
         | Capability.SERVER
     )
 
-    def __init__(self, randomness: Randomness | None = None) -> None:
+    def __init__(
+        self, randomness: Randomness | None = None, *, dns_domain: str | None = "domain.test"
+    ) -> None:
         self.package = NtlmPackage()
         self.randomness = randomness
+        self.dns_domain = dns_domain  # None: a CHALLENGE without the optional DNS AV pairs
 
     def client(self, options: ContextOptions) -> Party:
         creds = Credentials(options.user, options.domain, options.password)
@@ -148,9 +151,8 @@ class ReferenceAdapter(Adapter):
 
     def server(self, options: ContextOptions) -> Party:
         users = {(options.user, options.domain): options.password}
-        return _ReferenceParty(
-            self.package, NtlmServer(users, randomness=self.randomness), is_client=False
-        )
+        server = NtlmServer(users, randomness=self.randomness, dns_domain=self.dns_domain)
+        return _ReferenceParty(self.package, server, is_client=False)
 
     def from_session_key(self, flags: int, exported_session_key: bytes, *, client: bool) -> Handle:
         session = SessionSecurity(flags, exported_session_key, is_client=client)

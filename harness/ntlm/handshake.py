@@ -204,8 +204,10 @@ class NtlmServer:
         supported: int = ~0,
         server_name: str = "SERVER",
         domain: str = "DOMAIN",
+        dns_domain: str | None = "domain.test",
         randomness: Randomness | None = None,
     ) -> None:
+        self.dns_domain = dns_domain
         self.users = {(u.upper(), d.upper()): p for (u, d), p in users.items()}
         self.supported = supported
         self.server_name = server_name
@@ -228,13 +230,19 @@ class NtlmServer:
             flags |= F.REQUEST_TARGET | F.TARGET_TYPE_SERVER
         self.flags = int(flags)
         self._server_challenge = self.random.server_challenge()
-        info = m.AvPairs(
-            [
-                (m.AV_NB_DOMAIN, unicode(self.domain)),
-                (m.AV_NB_COMPUTER, unicode(self.server_name)),
-                (m.AV_TIMESTAMP, self.random.now()),
+        # The pairs a Windows server sends (§2.2.2.1): NetBIOS and DNS names, and the time.
+        # The DNS pairs are optional (None leaves them out, as the §4.2.4 example does).
+        pairs = [
+            (m.AV_NB_DOMAIN, unicode(self.domain)),
+            (m.AV_NB_COMPUTER, unicode(self.server_name)),
+        ]
+        if self.dns_domain is not None:
+            dns_computer = f"{self.server_name}.{self.dns_domain}".lower()
+            pairs += [
+                (m.AV_DNS_DOMAIN, unicode(self.dns_domain)),
+                (m.AV_DNS_COMPUTER, unicode(dns_computer)),
             ]
-        )
+        info = m.AvPairs([*pairs, (m.AV_TIMESTAMP, self.random.now())])
         msg = m.Challenge(
             self.flags,
             self._server_challenge,
@@ -268,13 +276,13 @@ class NtlmServer:
         v2 = len(auth.nt_response) > 24
         mic_present = False
         if v2:
+            # §3.3.2: NTProofStr = HMAC_MD5(ResponseKeyNT, ServerChallenge ‖ temp), with temp
+            # exactly as the client sent it (the blob after the 16-byte NTProofStr).
             nt = auth.nt_response
-            if len(nt) < 48:
+            if len(nt) < 44:
                 raise HandshakeError(0x80090308, "NTLMv2 response is too short")
-            client_challenge, timestamp = nt[32:40], nt[24:32]
-            pairs_bytes = nt[44:-4]
             try:
-                pairs = m.AvPairs.decode(pairs_bytes)
+                pairs = m.AvPairs.decode(nt[44:])
             except m.MessageError as exc:
                 raise HandshakeError(0x80090308, str(exc)) from exc
             raw_flags = pairs.get(m.AV_FLAGS)
@@ -282,12 +290,10 @@ class NtlmServer:
                 raw_flags and struct.unpack("<I", raw_flags)[0] & m.AV_FLAG_MIC_PRESENT
             )
             key = ntowf_v2(password, user, domain)
-            responses = compute_response_v2(
-                key, key, self._server_challenge, client_challenge, timestamp, pairs_bytes
-            )
-            if responses.nt_challenge_response[:16] != nt[:16]:
+            nt_proof = hmac_md5(key, self._server_challenge + nt[16:])
+            if nt_proof != nt[:16]:
                 raise HandshakeError(0x8009030C, "NTProofStr does not match")
-            responses = Responses(nt, auth.lm_response, responses.session_base_key)
+            responses = Responses(nt, auth.lm_response, hmac_md5(key, nt_proof))
         else:
             client_challenge = auth.lm_response[:8]
             responses = compute_response_v1(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.adapters.base import Adapter, CallResult, Handle, handshake
+from harness.adapters.base import Adapter, CallResult, CannotExpress, Handle, handshake
 from harness.adapters.reference import ReferenceAdapter
 from harness.runner.worker import WorkerCrashed, WorkerTimeout
 from harness.scenarios.loader import BUFFER_FLAGS
@@ -202,6 +202,9 @@ def execute(
     result = CaseOutcome("PASS")
     try:
         sides = establish(adapter, case, peer, role)
+    except CannotExpress as exc:
+        result.outcome, result.message = "UNSUPPORTED", f"establish: {exc}"
+        return result
     except WorkerCrashed as exc:
         result.outcome, result.message = "CRASH", f"establish: {exc}"
         return result
@@ -283,6 +286,8 @@ def execute(
                     return result
             if step.save:
                 saved[step.save] = desc.copy()
+    except CannotExpress as exc:
+        result.outcome, result.message = "UNSUPPORTED", str(exc)
     except WorkerCrashed as exc:
         result.outcome, result.message = "CRASH", str(exc)
     except WorkerTimeout as exc:

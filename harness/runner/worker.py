@@ -25,6 +25,7 @@ from harness.adapters.base import (
     AdapterError,
     Availability,
     CallResult,
+    CannotExpress,
     ContextOptions,
     ContextPair,
     Handle,
@@ -206,7 +207,8 @@ class WorkerAdapter(Adapter):
             self.restarts += 1
             raise WorkerCrashed(f"worker {how} during {_describe(*request)}") from None
         if kind == "raise":
-            raise AdapterError(value)
+            name, text = value
+            raise (CannotExpress if name == "CannotExpress" else AdapterError)(text)
         return value
 
     def _invoke(self, method: str, args: tuple[Any, ...]) -> Any:
@@ -309,8 +311,10 @@ def _serve(read_fd: int, write_fd: int) -> None:
             else:
                 value = getattr(adapter, method)(*args)
             _send(write_fd, ("ok", (value, args)))
+        except CannotExpress as exc:  # UNSUPPORTED in the parent, with the same reason
+            _send(write_fd, ("raise", ("CannotExpress", str(exc))))
         except Exception as exc:  # reported to the parent as an ERROR, the worker lives on
-            _send(write_fd, ("raise", f"{type(exc).__name__}: {exc}"))
+            _send(write_fd, ("raise", (type(exc).__name__, f"{type(exc).__name__}: {exc}")))
 
 
 def serve_forever(argv: list[str]) -> None:
