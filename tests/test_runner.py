@@ -171,3 +171,13 @@ def test_mirror_catches_output_bytes_that_differ_from_the_oracle() -> None:
     against = execute(NonZeroRandomPad(), case, peer=ReferenceAdapter(), role="client")
     assert against.outcome == "FAIL"
     assert "differs from the reference" in against.message
+
+
+def test_failed_decrypt_must_not_release_plaintext() -> None:
+    from harness.adapters.mutants import ReleasesPlaintextOnFailure
+
+    case = _case("seal-tamper-ciphertext[ntlmv2]")
+    assert execute(ReferenceAdapter(), case).outcome == "PASS"
+    result = execute(ReleasesPlaintextOnFailure(), case)
+    assert result.outcome == "FAIL"
+    assert "unauthenticated output released" in result.message

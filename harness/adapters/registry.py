@@ -16,6 +16,9 @@ BUILTIN: dict[str, str] = {
     "reference": "harness.adapters.reference:ReferenceAdapter",
     "pyspnego": "harness.adapters.spnego_ntlm:PyspnegoAdapter",
     "gssapi": "harness.adapters.gss:GssapiAdapter",
+    "native": "harness.adapters.native:NativeAdapter",
+    "impacket": "harness.adapters.impacket_ntlm:ImpacketAdapter",
+    "scapy": "harness.adapters.scapy_ntlm:ScapyAdapter",
 }
 
 

@@ -278,6 +278,17 @@ def execute(
                         )
                         result.expected["buffer"], result.actual["buffer"] = want, got_hex
                         return result
+            if step.expect_unchanged and step.op != "sizes":
+                for i, (now, given) in enumerate(
+                    zip(desc.buffers or [], pristine.buffers or [], strict=True)
+                ):
+                    if bytes(now.data or b"") != bytes(given.data or b""):
+                        result.outcome, record.ok = "FAIL", False
+                        result.message = (
+                            f"step {label}: buffer {i} was changed by a call that failed "
+                            "(unauthenticated output released)"
+                        )
+                        return result
             if step.op != "sizes":
                 difference = _mirror_difference(sides, step, pristine, desc, call)
                 if difference:

@@ -45,6 +45,7 @@ _STEP_KEYS = {
     "evidence",
     "expect_buffers",
     "expect_sizes",
+    "expect_unchanged",
 }
 _BUFFER_KEYS = {f.name for f in dataclasses.fields(BufferSpec)} - {"source"} | {"from"}
 
@@ -142,6 +143,7 @@ def _step(where: str, raw: object) -> Step:
         expect=None if expect is None else _expectation(where, expect, raw.get("evidence")),
         expect_buffers=expect_buffers,
         expect_sizes=raw.get("expect_sizes"),
+        expect_unchanged=bool(raw.get("expect_unchanged", False)),
     )
 
 

@@ -61,6 +61,7 @@ class Step:
     expect: Expectation | None = None
     expect_buffers: tuple[tuple[int, str], ...] = ()  # (index, hex) after the call
     expect_sizes: dict[str, int] | None = None
+    expect_unchanged: bool = False  # a failed call must leave every buffer as it was given
 
 
 @dataclass(frozen=True)

@@ -58,3 +58,28 @@ class AcceptsReplays(ReferenceAdapter):
         if result.status == SecStatus.SEC_E_OUT_OF_SEQUENCE:
             return CallResult(SecStatus.SEC_E_OK, 0)
         return result
+
+
+class ReleasesPlaintextOnFailure(ReferenceAdapter):
+    """Bug: DecryptMessage decrypts in place before checking the signature and does not undo
+    it when the check fails, handing unauthenticated plaintext to the caller."""
+
+    name = "mutant-releases-plaintext"
+
+    def decrypt_message(
+        self, handle: Handle, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        before = message.copy() if message else None
+        result = super().decrypt_message(handle, message, seqno)
+        if result.status != SecStatus.SEC_E_OK and message and before:
+            context = self.package.context((handle.lower, handle.upper))
+            if context is not None:
+                data = [b for b in message.buffers or [] if b.kind == BufferType.DATA]
+                for buf in data:
+                    if buf.data:
+                        # decrypt with a throwaway copy of the keystream position
+                        stream = context.established.session.incoming.handle
+                        mark = stream.mark()
+                        buf.data[:] = stream.apply(bytes(buf.data))
+                        stream.rewind(mark)
+        return result
