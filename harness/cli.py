@@ -237,10 +237,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     pool = AdapterPool(pool_classes)
     progress = _Progress(len(jobs), quiet=args.quiet)
     interrupted = False
+    broken = ""
     try:
         run_jobs(jobs, pool, store, profile=args.profile, on_case=progress.advance)
     except KeyboardInterrupt:
         interrupted = True
+    except Exception as exc:  # a harness bug: keep what finished, then say so in one line
+        broken = f"{type(exc).__name__}: {exc}"
     finally:
         progress.close()
         pool.close()
@@ -267,6 +270,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    if broken:
+        print(
+            f"{PROG}: error: internal error ({broken}); finished cases are in {store.path} "
+            "(--resume to go on)",
+            file=sys.stderr,
+        )
+        return 2
     failed = any(r.get("outcome") in failing_outcomes for r in store.records)
     return 1 if failed else 0
 

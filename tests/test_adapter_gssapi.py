@@ -16,6 +16,7 @@ from harness.adapters.base import (
     Adapter,
     AdapterError,
     CallResult,
+    CannotExpress,
     ContextOptions,
     ContextPair,
     Handle,
@@ -28,6 +29,7 @@ from harness.adapters.gss import (
     GSS_S_FAILURE,
     GSS_S_GAP_TOKEN,
     GSS_S_NO_CONTEXT,
+    NOT_EXPRESSIBLE,
     GssapiAdapter,
     map_gss_status,
 )
@@ -122,12 +124,15 @@ def test_wrong_password_is_gss_s_failure(adapter: GssapiAdapter) -> None:
 
 
 def test_options_it_cannot_honour_are_refused(adapter: GssapiAdapter) -> None:
-    with pytest.raises(AdapterError, match="LM_KEY"):
+    # what gss-ntlmssp cannot be asked for: UNSUPPORTED
+    with pytest.raises(CannotExpress, match="LM_KEY"):
         adapter.client(ContextOptions(lm_key=True))
-    with pytest.raises(AdapterError, match="version"):
-        adapter.client(ContextOptions(ntlm_version="v3"))
-    with pytest.raises(AdapterError, match="':'"):
+    with pytest.raises(CannotExpress, match="':'"):
         adapter.server(ContextOptions(password="a:b"))
+    # not an option at all: an adapter error (ERROR), not UNSUPPORTED
+    with pytest.raises(AdapterError, match="version") as raised:
+        adapter.client(ContextOptions(ntlm_version="v3"))
+    assert not isinstance(raised.value, CannotExpress)
 
 
 def test_environment_restored_and_user_file_removed(adapter: GssapiAdapter) -> None:
@@ -357,7 +362,7 @@ def test_sizes_are_not_invented(adapter: GssapiAdapter) -> None:
 
 def test_inexpressible_descriptors_raise(adapter: GssapiAdapter) -> None:
     pair = _pair(adapter.establish(V2))
-    with pytest.raises(AdapterError, match="no SECBUFFER_TOKEN"):
+    with pytest.raises(CannotExpress, match="no SECBUFFER_TOKEN"):
         adapter.make_signature(pair.client, 0, SecBufferDesc([SecBuffer.of(BufferType.DATA, 1)]), 0)
     readonly = SecBufferDesc(
         [
@@ -366,9 +371,9 @@ def test_inexpressible_descriptors_raise(adapter: GssapiAdapter) -> None:
             SecBuffer.of(BufferType.TOKEN, 16),
         ]
     )
-    with pytest.raises(AdapterError, match="READONLY"):
+    with pytest.raises(CannotExpress, match="READONLY"):
         adapter.make_signature(pair.client, 0, readonly, 0)
-    with pytest.raises(AdapterError, match="15 bytes"):
+    with pytest.raises(CannotExpress, match="15 bytes"):
         adapter.make_signature(pair.client, 0, _sign_desc(b"x", token=15), 0)
 
 
@@ -380,10 +385,11 @@ V = ("[ntlmv2]", "[ntlmv1-ess]", "[ntlmv1]")
 SENDER = {
     # gss_get_mic/gss_wrap refuse an empty message: GSS_S_CALL_INACCESSIBLE_READ.
     **{f"sign-verify-empty-message{v}": "FAIL" for v in V},
-    # No TOKEN / a 15-byte TOKEN cannot be given to gss_get_mic: AdapterError.
-    **{f"sign-missing-token{v}": "ERROR" for v in V},
-    **{f"sign-token-too-small{v}": "ERROR" for v in V},
-    "seal-token-too-small[ntlmv2]": "ERROR",
+    # No TOKEN / a 15-byte TOKEN cannot be given to gss_get_mic or gss_wrap, which return
+    # their token (CannotExpress: "not expressible through GSSAPI").
+    **{f"sign-missing-token{v}": "UNSUPPORTED" for v in V},
+    **{f"sign-token-too-small{v}": "UNSUPPORTED" for v in V},
+    "seal-token-too-small[ntlmv2]": "UNSUPPORTED",
     # gss_get_mic rejects any qop_req but GSS_C_QOP_DEFAULT (GSS_S_BAD_QOP).
     "sign-ignores-qop[ntlmv2]": "FAIL",
     # ALWAYS_SIGN without SIGN: the fixed 01 00 00 00 + 12 zero bytes, as Windows does.
@@ -417,6 +423,8 @@ def _run(adapter: Adapter, role: str | None) -> dict[str, str]:
             outcome = execute(adapter, case, peer=ReferenceAdapter(), role=role)
         if outcome.outcome != "PASS":
             outcomes[case.id] = outcome.outcome
+        if outcome.outcome == "UNSUPPORTED":  # only the descriptors GSSAPI cannot carry
+            assert outcome.message.startswith(NOT_EXPRESSIBLE), (case.id, outcome.message)
     return outcomes
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from harness.adapters.base import (
-    AdapterError,
     CallResult,
+    CannotExpress,
     Capability,
     ContextOptions,
     ContextPair,
@@ -53,9 +53,10 @@ NONE_ASKED = ContextOptions(
     ntlm_version="v1-ess", integrity=False, confidentiality=False, key_exchange=False
 )
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
-# impacket's AV_PAIRS lookup: computeResponseNTLMv2 indexes MsvAvDnsComputerName, which the
-# reference's CHALLENGE (like any server that is not domain-joined) does not carry; MS-NLMP
-# §2.2.2.1 makes only MsvAvNbComputerName/NbDomainName/EOL mandatory. Known upstream:
+# impacket's AV_PAIRS lookup: computeResponseNTLMv2 indexes MsvAvDnsComputerName, which a
+# CHALLENGE need not carry (MS-NLMP §2.2.2.1 makes only MsvAvNbComputerName/NbDomainName/EOL
+# mandatory). The reference server sends it like Windows does; ReferenceAdapter(dns_domain=None)
+# leaves it out, as a server that is not domain-joined may. Known upstream:
 # fortra/impacket pull request #2197 ("Fix on av_pairs[NTLMSSP_AV_DNS_HOSTNAME][1] ...").
 AV_PAIR_CRASH = "'NoneType' object is not subscriptable"
 
@@ -122,6 +123,24 @@ def test_handshake_with_reference_server_in_the_client_role() -> None:
     assert v2.detail == f"client failed at handshake leg 3: impacket TypeError: {AV_PAIR_CRASH}"
 
 
+def test_ntlmv2_with_the_reference_server_both_ways() -> None:
+    """With the DNS AV pairs in the CHALLENGE (the reference's default) NTLMv2 works."""
+    adapter = ImpacketAdapter()
+    pair = _pair(adapter.establish(V2))
+    assert pair.flags & F.EXTENDED_SESSIONSECURITY and pair.flags & F.KEY_EXCH
+    desc = _msg(b"v2 to the reference")
+    assert adapter.make_signature(pair.client, 0, desc, 0).status == S.SEC_E_OK
+    assert adapter.verify_signature(pair.server, desc, 0).status == S.SEC_E_OK  # reference
+    desc = _msg(b"v2 sealed reply")
+    assert adapter.encrypt_message(pair.server, 0, desc, 0).status == S.SEC_E_OK  # reference
+    assert adapter.decrypt_message(pair.client, desc, 0).status == S.SEC_E_OK
+    assert _data(desc) == b"v2 sealed reply"
+    tampered = _msg(b"v2 tampered")
+    assert adapter.encrypt_message(pair.client, 0, tampered, 0).status == S.SEC_E_OK
+    _buf(tampered, 0)[0] ^= 1
+    assert adapter.decrypt_message(pair.server, tampered, 0).status == S.SEC_E_MESSAGE_ALTERED
+
+
 def test_ntlmv2_client_works_against_a_server_that_sends_the_dns_name() -> None:
     """The crash is only the missing AV pair: scapy's server sends MsvAvDnsComputerName."""
     scapy_ntlm = pytest.importorskip("harness.adapters.scapy_ntlm")
@@ -150,7 +169,7 @@ def test_ntlmv2_client_works_against_a_server_that_sends_the_dns_name() -> None:
     ],
 )
 def test_options_impacket_cannot_request_raise(options: ContextOptions, reason: str) -> None:
-    with pytest.raises(AdapterError, match=reason):
+    with pytest.raises(CannotExpress, match=reason):
         ImpacketAdapter().client(options)
 
 
@@ -263,15 +282,19 @@ def test_what_impacket_cannot_express_raises() -> None:
     adapter = ImpacketAdapter()
     pair = _pair(adapter.establish(V1_ESS))
     ro = _msg(b"body", SecBuffer.of(BufferType.DATA, b"hdr", SECBUFFER_READONLY))
-    with pytest.raises(AdapterError, match="ntlm.SIGN takes one message"):
+    with pytest.raises(CannotExpress, match="ntlm.SIGN takes one message"):
         adapter.make_signature(pair.client, 0, ro, 0)
     no_token = SecBufferDesc([SecBuffer.of(BufferType.DATA, b"x")])
-    with pytest.raises(AdapterError, match="TOKEN"):
+    with pytest.raises(CannotExpress, match="TOKEN"):
         adapter.make_signature(pair.client, 0, no_token, 0)
-    with pytest.raises(AdapterError, match="TOKEN"):
+    with pytest.raises(CannotExpress, match="TOKEN"):
         adapter.encrypt_message(pair.client, 0, _msg(b"x", token=8), 0)
-    with pytest.raises(AdapterError, match="TOKEN"):
+    with pytest.raises(CannotExpress, match="TOKEN"):
         adapter.verify_signature(pair.client, no_token, 0)
+    # nothing was consumed by the refused calls: the next message still verifies
+    desc = _msg(b"after")
+    assert adapter.make_signature(pair.client, 0, desc, 0).status == S.SEC_E_OK
+    assert adapter.verify_signature(pair.server, desc, 0).status == S.SEC_E_OK
 
 
 def test_handles_sizes_and_status_table() -> None:
@@ -316,69 +339,80 @@ def test_impacket_sealkey_weakens_the_key_without_ess() -> None:
 
 # -- the catalogue: impacket's deviation list ---------------------------------------------------
 
-# Every ntlmv2 case stops at establish: impacket's NTLMv2 client raises TypeError on the
-# reference's CHALLENGE (no MsvAvDnsComputerName; see AV_PAIR_CRASH) → SEC_E_INTERNAL_ERROR.
-V2_CRASH = {
-    "sanity",
-    "sign-verify-client-to-server",
-    "sign-verify-server-to-client",
-    "sign-verify-empty-message",
-    "sign-tamper-data",
-    "sign-tamper-checksum",
-    "sign-tamper-version",
-    "sign-wrong-direction",
-    "sign-two-data-buffers",
-    "sign-two-data-buffers-swapped",
-    "sign-missing-token",
-    "sign-token-too-small",
-    "verify-truncated-signature",
-    "sign-ignores-qop",
-    "seal-unseal-client-to-server",
-    "seal-unseal-server-to-client",
-    "seal-tamper-ciphertext",
-    "seal-context-usable-after-failure",
-    "seal-readonly-with-checksum-header",
-    "seal-missing-data",
-    "seal-token-too-small",
-    "verify-replay",
-    "verify-reorder",
-    "sign-connection-ignores-seqno",
-}
-EXPECTED: dict[str, str] = {
-    **{f"{sid}[ntlmv2]": "FAIL" for sid in V2_CRASH},
+# (outcome, evidence in the message) for every non-PASS case, alone (impacket client, reference
+# server) and with the reference as the peer (whose mirror also compares impacket's bytes).
+TOKEN_REFUSED = "no TOKEN buffer of 16 bytes to receive the signature"
+FLAGS_REFUSED = "establish: impacket's getNTLMSSPType1 cannot request integrity, confidentiality"
+EXPECTED: dict[str, tuple[str, str]] = {
     # A missing or short TOKEN has no impacket counterpart (it returns the signature): the
-    # adapter raises AdapterError before calling impacket.
-    "sign-missing-token[ntlmv1-ess]": "ERROR",
-    "sign-token-too-small[ntlmv1-ess]": "ERROR",
+    # adapter raises CannotExpress before calling impacket.
+    "sign-missing-token[ntlmv2]": ("UNSUPPORTED", TOKEN_REFUSED),
+    "sign-missing-token[ntlmv1-ess]": ("UNSUPPORTED", TOKEN_REFUSED),
+    "sign-token-too-small[ntlmv2]": ("UNSUPPORTED", TOKEN_REFUSED),
+    "sign-token-too-small[ntlmv1-ess]": ("UNSUPPORTED", TOKEN_REFUSED),
+    "seal-token-too-small[ntlmv2]": ("UNSUPPORTED", TOKEN_REFUSED),
     # getNTLMSSPType1(signingRequired=...) sets SIGN, SEAL and KEY_EXCH together: a context
     # without integrity but with key exchange, or integrity without confidentiality, cannot be
-    # requested (AdapterError).
-    "sign-without-integrity[ntlmv2]": "ERROR",
-    "seal-without-confidentiality[ntlmv2]": "ERROR",
+    # requested (CannotExpress at establish).
+    "sign-without-integrity[ntlmv2]": ("UNSUPPORTED", FLAGS_REFUSED),
+    "seal-without-confidentiality[ntlmv2]": ("UNSUPPORTED", FLAGS_REFUSED),
+    # ntlm.SEAL seals and signs an empty message when there is no DATA buffer (its byte-string
+    # API cannot tell "no DATA" from "empty DATA"): SEC_E_OK, not SEC_E_INVALID_TOKEN.
+    "seal-missing-data[ntlmv2]": ("FAIL", "expected SEC_E_INVALID_TOKEN, got SEC_E_OK"),
 }
 
 
-def _run(role: str | None) -> dict[str, tuple[str, str]]:
+def _run(role: str | None, peer: ReferenceAdapter | None = None) -> dict[str, tuple[str, str]]:
     seen: dict[str, tuple[str, str]] = {}
     for case in load_catalogue():
         if case.needs & ~ImpacketAdapter.capabilities:
             continue  # the runner reports these UNSUPPORTED
-        peer = ReferenceAdapter() if role else None
-        result = execute(ImpacketAdapter(), case, peer=peer, role=role)
+        other = (peer or ReferenceAdapter()) if role else None
+        result = execute(ImpacketAdapter(), case, peer=other, role=role)
         if result.outcome != "PASS":
             seen[case.id] = (result.outcome, result.message)
     return seen
+
+
+def _check(seen: dict[str, tuple[str, str]], expected: dict[str, tuple[str, str]]) -> None:
+    assert {k: v[0] for k, v in seen.items()} == {k: v[0] for k, v in expected.items()}
+    wrong = {k: seen[k][1] for k, (_, why) in expected.items() if why not in seen[k][1]}
+    assert not wrong, wrong
+    assert not any("differs" in msg for _, msg in seen.values())
 
 
 @pytest.mark.parametrize("role", [None, "client"])
 def test_catalogue_deviations(role: str | None) -> None:
     """Alone (impacket client, reference server) and with the reference as the peer, whose
     mirror compares impacket's output bytes with the oracle's on every client call."""
-    seen = _run(role)
-    assert {k: v[0] for k, v in seen.items()} == EXPECTED
-    for outcome, message in seen.values():
-        assert ("SEC_E_INTERNAL_ERROR" if outcome == "FAIL" else "AdapterError") in message
-    assert not any("differs" in msg for _, msg in seen.values())
+    _check(_run(role), EXPECTED)
+
+
+def test_catalogue_against_a_server_without_dns_names() -> None:
+    """Against ReferenceAdapter(dns_domain=None) every NTLMv2 case that reaches the handshake
+    stops at establish: impacket's NTLMv2 client raises TypeError on the CHALLENGE without
+    MsvAvDnsComputerName (AV_PAIR_CRASH) → SEC_E_INTERNAL_ERROR. NTLMv1 does not look at the
+    AV pairs, so the v1-ess cases are as against the default reference."""
+    seen = _run("client", ReferenceAdapter(dns_domain=None))
+    refused_first = {k for k, (_, why) in EXPECTED.items() if why == FLAGS_REFUSED}
+    crashed = {
+        c.id: ("FAIL", AV_PAIR_CRASH)
+        for c in load_catalogue()
+        if c.variant == "ntlmv2"
+        and not c.needs & ~ImpacketAdapter.capabilities
+        and c.id not in refused_first  # CannotExpress before any handshake
+    }
+    assert len(crashed) == 24  # every ntlmv2 case but the two refused above
+    v1_ess = {k: v for k, v in EXPECTED.items() if not k.endswith("[ntlmv2]")}
+    v2_refused = {k: v for k, v in EXPECTED.items() if k in refused_first}
+    expected = {**crashed, **v1_ess, **v2_refused}
+    assert {k: v[0] for k, v in seen.items()} == {k: v[0] for k, v in expected.items()}
+    for case_id, (_, message) in seen.items():
+        if case_id in crashed:
+            assert message.startswith("establish failed with SEC_E_INTERNAL_ERROR: client failed")
+            assert message.endswith(f"impacket TypeError: {AV_PAIR_CRASH}")
+        else:
+            assert expected[case_id][1] in message, (case_id, message)
 
 
 def test_unsupported_cases_are_what_impacket_lacks() -> None:

@@ -67,3 +67,13 @@ def test_run_survives_a_crashing_adapter_and_the_reproducer_replays_it(tmp_path:
     assert main([*argv, "--out", str(again), "--quiet"]) == 1
     (replayed,) = [json.loads(x) for x in (again / "results.jsonl").read_text().splitlines()]
     assert replayed["case"] == crash["case"] and replayed["outcome"] == "CRASH"
+
+
+def test_crash_record_keeps_the_whole_fatal_call() -> None:
+    adapter = isolated(SEGFAULT, timeout_s=5)()
+    try:
+        crashed = execute(adapter, CASES["sign-token-too-small[ntlmv2]"])
+    finally:
+        adapter.close()
+    call = crashed.actual["fatal_call"]
+    assert call.startswith("make_signature(") and "'type': 2" in call and not call.endswith("...")

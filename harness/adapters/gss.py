@@ -16,8 +16,9 @@ What the SSPI calls become (gss-ntlmssp 1.2.0, python-gssapi 1.12, MIT krb5 1.20
   answers GSS_S_UNAVAILABLE), so READONLY and READONLY_WITH_CHECKSUM buffers cannot be
   expressed and those capabilities are not declared.
 - What the one-buffer calls cannot carry (READONLY attributes, no TOKEN buffer, a TOKEN too
-  small for the token gss-ntlmssp returned, malformed descriptors) raises AdapterError: an
-  ERROR case, not a status the adapter makes up.
+  small for the token gss-ntlmssp returned, malformed descriptors) raises CannotExpress: an
+  UNSUPPORTED case, not a status the adapter makes up. So do options gss-ntlmssp cannot be
+  asked for (LM_KEY with ESS) and credentials its user file cannot hold.
 - Handles: Handle.ZERO is GSS_C_NO_CONTEXT and a deleted handle keeps its emptied context, so
   the mechglue answers both (GSS_S_NO_CONTEXT); any other unknown value cannot be passed to
   GSSAPI (a garbage pointer), the adapter answers SEC_E_INVALID_HANDLE itself and BAD_HANDLES
@@ -52,6 +53,7 @@ from harness.adapters.base import (
     AdapterError,
     Availability,
     CallResult,
+    CannotExpress,
     Capability,
     ContextOptions,
     ContextPair,
@@ -205,14 +207,15 @@ def _lm_compat_level(level: int) -> Iterator[None]:
 
 
 def _check_options(options: ContextOptions) -> int:
-    """The LM compatibility level for the options; AdapterError for what gss-ntlmssp cannot do."""
+    """The LM compatibility level for the options: CannotExpress for what gss-ntlmssp cannot
+    be asked for, AdapterError for values that are not options at all."""
     level = LM_COMPAT_LEVEL.get(options.ntlm_version)
     if level is None:
         raise AdapterError(f"gssapi: unknown NTLM version {options.ntlm_version!r}")
     if options.key_bits not in (128, 56, 40):
         raise AdapterError(f"gssapi: no NTLM key strength of {options.key_bits} bits")
     if options.lm_key and options.ntlm_version != "v1":
-        raise AdapterError(
+        raise CannotExpress(
             "gssapi: gss-ntlmssp drops NTLMSSP_NEGOTIATE_LM_KEY at LM_COMPAT_LEVEL >= 2, "
             f"which {options.ntlm_version} needs"
         )
@@ -357,7 +360,7 @@ class _Message:
 
 
 def _message(desc: SecBufferDesc | None, call: str) -> _Message:
-    """The DATA buffers and the TOKEN buffer of a descriptor; AdapterError when GSSAPI's
+    """The DATA buffers and the TOKEN buffer of a descriptor; CannotExpress when GSSAPI's
     one-buffer calls cannot carry the descriptor."""
     if desc is None or desc.buffers is None:
         raise _refuse("a NULL descriptor or pBuffers")
@@ -382,15 +385,15 @@ def _message(desc: SecBufferDesc | None, call: str) -> _Message:
     return _Message(data, tokens[0])
 
 
-def _refuse(what: str) -> AdapterError:
-    return AdapterError(f"{NOT_EXPRESSIBLE}: {what}")
+def _refuse(what: str) -> CannotExpress:
+    return CannotExpress(f"{NOT_EXPRESSIBLE}: {what}")
 
 
 def _write_token(token: SecBuffer, signature: bytes, call: str) -> None:
     """Put the signature into TOKEN like an SSP does (cbBuffer becomes its size).
 
     GSSAPI has no output-size argument, so a short TOKEN is only found once gss-ntlmssp has
-    produced its token (and used a sequence number): AdapterError then.
+    produced its token (and used a sequence number): CannotExpress then.
     """
     assert token.data is not None
     if len(token.data) < len(signature):
@@ -479,7 +482,7 @@ class GssapiAdapter(Adapter):
         """A DOMAIN:USER:PASSWORD file (gss-ntlmssp's Heimdal-style user file) for one server."""
         fields = (options.domain, options.user, options.password)
         if any(c in f for f in fields for c in ":\r\n"):
-            raise AdapterError("gssapi: the user file cannot hold ':' or newlines in credentials")
+            raise CannotExpress("gssapi: the user file cannot hold ':' or newlines in credentials")
         if self._keydir is None:
             self._keydir = Path(tempfile.mkdtemp(prefix="sspi-harness-gss-"))
             self._cleanup = weakref.finalize(self, shutil.rmtree, self._keydir, True)

@@ -10,7 +10,7 @@ impacket is a client library, not an SSP, so this module translates (and says wh
   integrity, confidentiality and key exchange all on (``signingRequired=True``: SIGN, SEAL,
   KEY_EXCH, ALWAYS_SIGN) or all off; 128-bit keys (the NEGOTIATE always asks 128 and 56);
   ``v2`` or ``v1-ess`` (it always asks extended session security); no datagram, no LM_KEY.
-  Anything else raises AdapterError rather than run a different variant.
+  Anything else raises CannotExpress (UNSUPPORTED) rather than run a different variant.
 - Server: impacket has none that can be driven token by token (``smbserver``'s NTLM code is
   inlined in the SMB session-setup handlers, NTLMv2 only, never offers SEAL and never applies
   NTLM SIGN/SEAL). So the adapter declares CLIENT only, and ``establish`` pairs an impacket
@@ -39,11 +39,11 @@ impacket is a client library, not an SSP, so this module translates (and says wh
   messageToEncrypt, ...)`` takes the signed and the encrypted bytes apart, which is how rpcrt
   signs a header it leaves in clear: for EncryptMessage/DecryptMessage, READONLY_WITH_CHECKSUM
   buffers are signed and not encrypted, READONLY buffers neither. ``ntlm.SIGN`` takes one
-  message, so MakeSignature/VerifySignature with read-only attributes raise AdapterError (no
+  message, so MakeSignature/VerifySignature with read-only attributes raise CannotExpress (no
   Capability.SIGN_READONLY). The 16-byte signature goes to the TOKEN buffer; a missing or
   short TOKEN for MakeSignature/EncryptMessage, or no TOKEN for VerifySignature/DecryptMessage,
   has no impacket counterpart (impacket returns signatures and takes bytes) and raises
-  AdapterError before impacket is called; a short received signature is compared as it is.
+  CannotExpress before impacket is called; a short received signature is compared as it is.
 - fQOP: impacket has none; SECQOP_WRAP_NO_ENCRYPT selects ``ntlm.SIGN`` instead of
   ``ntlm.SEAL`` (rpcrt's PKT_INTEGRITY instead of PKT_PRIVACY), other values are not passed on.
   MessageSeqNo has no counterpart (impacket's callers number messages themselves).
@@ -64,6 +64,7 @@ from harness.adapters.base import (
     AdapterError,
     Availability,
     CallResult,
+    CannotExpress,
     Capability,
     ContextOptions,
     ContextPair,
@@ -111,7 +112,7 @@ def status_of(exc: BaseException) -> CallResult:
 
 
 def _signing_required(options: ContextOptions) -> bool:
-    """The getNTLMSSPType1 argument for these options, or AdapterError if none matches."""
+    """The getNTLMSSPType1 argument for these options, or CannotExpress if none matches."""
     wanted = {options.integrity, options.confidentiality, options.key_exchange}
     problems = []
     if len(wanted) != 1:
@@ -128,7 +129,7 @@ def _signing_required(options: ContextOptions) -> bool:
     if options.lm_key:
         problems.append("LM_KEY")
     if problems:
-        raise AdapterError("impacket's getNTLMSSPType1 cannot request " + "; ".join(problems))
+        raise CannotExpress("impacket's getNTLMSSPType1 cannot request " + "; ".join(problems))
     return options.integrity
 
 
@@ -258,7 +259,7 @@ def _token(buffers: list[SecBuffer]) -> SecBuffer | None:
 def _refuse_attributes(buffers: list[SecBuffer]) -> None:
     """ntlm.SIGN takes one message: read-only attributes cannot be passed to it."""
     if any(b.kind == BufferType.DATA and b.flags & 0x90000000 for b in buffers):
-        raise AdapterError(
+        raise CannotExpress(
             "impacket's ntlm.SIGN takes one message; SECBUFFER_READONLY(_WITH_CHECKSUM) "
             "attributes cannot be expressed"
         )
@@ -267,10 +268,10 @@ def _refuse_attributes(buffers: list[SecBuffer]) -> None:
 def _output_token(buffers: list[SecBuffer] | None) -> SecBuffer:
     """The TOKEN buffer that will receive the signature. impacket returns the signature rather
     than writing it anywhere, so a missing or short TOKEN has no impacket counterpart: raised as
-    AdapterError (an ERROR case) before any impacket call, not answered by the adapter."""
+    CannotExpress (an UNSUPPORTED case) before any impacket call, not answered by the adapter."""
     token = None if buffers is None else _token(buffers)
     if token is None or token.cb_buffer < SIGNATURE_SIZE:
-        raise AdapterError(
+        raise CannotExpress(
             "no TOKEN buffer of 16 bytes to receive the signature (impacket returns the signature)"
         )
     return token
@@ -278,10 +279,10 @@ def _output_token(buffers: list[SecBuffer] | None) -> SecBuffer:
 
 def _input_token(buffers: list[SecBuffer] | None) -> SecBuffer:
     """The TOKEN buffer holding the signature to check, passed to impacket whatever its length;
-    without one there is nothing to pass (AdapterError)."""
+    without one there is nothing to pass (CannotExpress)."""
     token = None if buffers is None else _token(buffers)
     if token is None:
-        raise AdapterError("no TOKEN buffer holding a signature to pass to impacket")
+        raise CannotExpress("no TOKEN buffer holding a signature to pass to impacket")
     return token
 
 

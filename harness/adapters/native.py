@@ -26,6 +26,7 @@ from harness.adapters.base import (
     AdapterError,
     Availability,
     CallResult,
+    CannotExpress,
     Capability,
     ContextOptions,
     ContextPair,
@@ -352,9 +353,11 @@ class NativeAdapter(Adapter):
         return credential
 
     def client(self, options: ContextOptions) -> Party:
+        """An InitializeSecurityContextW client; CannotExpress for options no ISC_REQ_* flag
+        can ask for."""
         unreachable = _unrequestable(options)
         if unreachable:
-            raise AdapterError(f"the SSPI C ABI cannot request {unreachable}")
+            raise CannotExpress(f"the SSPI C ABI cannot request {unreachable}")
         return _NativeParty(self, options, is_client=True)
 
     def server(self, options: ContextOptions) -> Party:
@@ -362,11 +365,8 @@ class NativeAdapter(Adapter):
 
     def establish(self, options: ContextOptions) -> ContextPair | CallResult:
         """Client against server of this library, then a check that the context has what the
-        options asked for: a library that negotiates something else fails the case here."""
-        unreachable = _unrequestable(options)
-        if unreachable:
-            detail = f"the SSPI C ABI cannot request {unreachable}"
-            return CallResult(SecStatus.SEC_E_UNSUPPORTED_FUNCTION, detail=detail)
+        options asked for: a library that negotiates something else fails the case here.
+        Options the C ABI cannot ask for raise CannotExpress (from ``client``)."""
         pair = handshake(self.client(options), self.server(options))
         if isinstance(pair, CallResult):
             return pair

@@ -7,7 +7,7 @@ translates (and says where it cannot):
   as ``NTLM_Header(bytes)`` and returned as packets (``bytes(tok)``). A client is
   ``NTLMSSP(UPN="user@domain", PASSWORD=...)``; a server ``NTLMSSP(IDENTITIES={user:
   MD4le(password)})``. scapy's client sends NTLMv2 with extended session security only, and
-  neither datagram mode nor LM_KEY: other variants raise AdapterError.
+  neither datagram mode nor LM_KEY: other variants raise CannotExpress (UNSUPPORTED).
 - Options: integrity and confidentiality are ``req_flags`` GSS_C_INTEG_FLAG / GSS_C_CONF_FLAG;
   scapy then asks KEY_EXCH when either is set and always NEGOTIATE_128|56. A different key
   exchange or key size is requested through scapy's documented ``NTLM_VALUES["NegotiateFlags"]``
@@ -24,7 +24,7 @@ translates (and says where it cannot):
   failure the caller holds unauthenticated plaintext, as a scapy caller does.
 - The TOKEN buffer receives the 16-byte signature. A missing or short TOKEN for MakeSignature /
   EncryptMessage, or no TOKEN for VerifySignature / DecryptMessage, has no scapy counterpart
-  (scapy returns signature packets) and raises AdapterError before scapy is called; a received
+  (scapy returns signature packets) and raises CannotExpress before scapy is called; a received
   signature of any length is given to scapy to dissect. MessageSeqNo has no counterpart (scapy
   numbers messages itself).
 - scapy has no handles: the adapter keeps a table and answers unknown handles itself, so it
@@ -36,6 +36,7 @@ translates (and says where it cannot):
 from __future__ import annotations
 
 import itertools
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,7 @@ from harness.adapters.base import (
     AdapterError,
     Availability,
     CallResult,
+    CannotExpress,
     Capability,
     ContextOptions,
     Handle,
@@ -130,7 +132,7 @@ def _check_variant(options: ContextOptions) -> None:
     if options.key_bits not in (128, 56, 40):
         problems.append(f"{options.key_bits}-bit keys")
     if problems:
-        raise AdapterError("scapy's NTLMSSP cannot do " + "; ".join(problems))
+        raise CannotExpress("scapy's NTLMSSP cannot do " + "; ".join(problems))
 
 
 @dataclass
@@ -250,10 +252,10 @@ def _write_token(token: SecBuffer, signature: bytes) -> None:
 def _output_token(buffers: list[SecBuffer] | None) -> SecBuffer:
     """The TOKEN buffer that will receive the signature. scapy returns the signature rather
     than writing it anywhere, so a missing or short TOKEN has no scapy counterpart: raised as
-    AdapterError (an ERROR case) before any scapy call, not answered by the adapter."""
+    CannotExpress (an UNSUPPORTED case) before any scapy call, not answered by the adapter."""
     token = None if buffers is None else _token(buffers)
     if token is None or token.cb_buffer < SIGNATURE_SIZE:
-        raise AdapterError(
+        raise CannotExpress(
             "no TOKEN buffer of 16 bytes to receive the signature (scapy returns a packet)"
         )
     return token
@@ -261,10 +263,10 @@ def _output_token(buffers: list[SecBuffer] | None) -> SecBuffer:
 
 def _input_token(buffers: list[SecBuffer] | None) -> SecBuffer:
     """The TOKEN buffer holding the signature to check, passed to scapy whatever its length;
-    without one there is nothing to pass (AdapterError)."""
+    without one there is nothing to pass (CannotExpress)."""
     token = None if buffers is None else _token(buffers)
     if token is None:
-        raise AdapterError("no TOKEN buffer holding a signature to pass to scapy")
+        raise CannotExpress("no TOKEN buffer holding a signature to pass to scapy")
     return token
 
 
@@ -294,6 +296,9 @@ class ScapyAdapter(Adapter):
             import scapy.layers.ntlm  # noqa: F401
         except ImportError as exc:
             return Availability(False, f"scapy is not importable: {exc}")
+        # scapy logs protocol findings ("Client MIC is invalid !") as warnings on stderr; the
+        # statuses already carry them, so keep the run's output readable.
+        logging.getLogger("scapy").setLevel(logging.ERROR)
         return Availability(True)
 
     def add(self, context: _Context) -> Handle:

@@ -13,7 +13,9 @@ cannot):
 - MakeSignature / VerifySignature: ``sign(data, qop)`` / ``verify(data, mic)`` over the DATA
   buffers concatenated in array order (what an SSP signs). These take one byte string, so
   READONLY / READONLY_WITH_CHECKSUM attributes cannot be passed to them: such calls raise
-  AdapterError (an ERROR case), they are not answered by the adapter.
+  CannotExpress (an UNSUPPORTED case), they are not answered by the adapter. The same goes for
+  a missing or short TOKEN (sign() returns the signature), a NULL descriptor or pvBuffer, and
+  options pyspnego cannot request.
 - EncryptMessage / DecryptMessage: ``wrap_iov`` / ``unwrap_iov``, whose buffer types are
   pyspnego's own mapping of SecBuffers (``spnego.iov.BufferType``): TOKEN is ``header``, DATA
   ``data``, DATA|READONLY ``data_readonly``, DATA|READONLY_WITH_CHECKSUM ``sign_only``; pyspnego
@@ -45,6 +47,7 @@ from harness.adapters.base import (
     AdapterError,
     Availability,
     CallResult,
+    CannotExpress,
     Capability,
     ContextOptions,
     ContextPair,
@@ -235,7 +238,9 @@ def _buffers(message: SecBufferDesc | None) -> list[SecBuffer]:
     """The descriptor's buffers; pyspnego takes Python objects, so a NULL descriptor or array
     (Capability.RAW_DESCRIPTORS, not claimed) cannot be passed to it."""
     if message is None or message.buffers is None:
-        raise AdapterError("pyspnego takes Python byte strings: a NULL descriptor cannot be passed")
+        raise CannotExpress(
+            "pyspnego takes Python byte strings: a NULL descriptor cannot be passed"
+        )
     return message.buffers[: message.c_buffers]
 
 
@@ -246,7 +251,10 @@ def _bytes(buf: SecBuffer) -> bytes:
 def _replace(buf: SecBuffer, data: bytes) -> None:
     """Write output into a buffer the way the reference does: its bytes become ``data``."""
     if buf.data is None:
-        raise AdapterError("pyspnego returned data for a buffer with a NULL pvBuffer")
+        raise CannotExpress(
+            "pyspnego returns its output as new bytes: a buffer with a NULL pvBuffer cannot "
+            "receive it"
+        )
     buf.data[:] = data
     buf.declared_length = None
 
@@ -255,7 +263,7 @@ def _iov_type(buf: SecBuffer) -> int:
     """pyspnego's IOV type for a SecBuffer, by pyspnego's own SSPI mapping (spnego/iov.py)."""
     if buf.kind == BufferType.DATA:
         if buf.readonly and buf.readonly_with_checksum:
-            raise AdapterError(
+            raise CannotExpress(
                 "pyspnego's IOV types have no DATA buffer with both READONLY and "
                 "READONLY_WITH_CHECKSUM"
             )
@@ -263,9 +271,9 @@ def _iov_type(buf: SecBuffer) -> int:
             return IOV_SIGN_ONLY
         return IOV_DATA_READONLY if buf.readonly else IOV_DATA
     if buf.flags:
-        raise AdapterError(f"pyspnego's IOV types carry no attributes on a type {buf.kind} buffer")
+        raise CannotExpress(f"pyspnego's IOV types carry no attributes on a type {buf.kind} buffer")
     if buf.kind not in IOV_TYPE:
-        raise AdapterError(f"SecBuffer type {buf.kind} has no spnego.iov.BufferType counterpart")
+        raise CannotExpress(f"SecBuffer type {buf.kind} has no spnego.iov.BufferType counterpart")
     return IOV_TYPE[buf.kind]
 
 
@@ -279,7 +287,7 @@ class PyspnegoAdapter(Adapter):
         | Capability.READONLY  # sealing (data_readonly); not SIGN_READONLY: sign() takes bytes
         | Capability.READONLY_WITH_CHECKSUM  # sealing (sign_only)
         | Capability.NTLMV1  # v1-ess
-        | Capability.NTLMV1_NO_ESS  # as server; the client refuses it without lm_key
+        | Capability.NTLMV1_NO_ESS  # as server; the client cannot ask it (CannotExpress)
         | Capability.NTLMV2
         | Capability.NO_INTEGRITY  # ContextReq without integrity/confidentiality
         | Capability.CLIENT
@@ -306,21 +314,21 @@ class PyspnegoAdapter(Adapter):
     def client(self, options: ContextOptions) -> Party:
         """A pyspnego initiator. pyspnego always asks for KEY_EXCH and 128/56-bit keys, asks
         for LM_KEY exactly when ESS is off or LM_COMPAT_LEVEL is 1, and has no DATAGRAM flag:
-        other options cannot be honoured and are refused."""
+        other options cannot be requested (CannotExpress)."""
         import spnego
         from spnego import ContextReq, NegotiateOptions
 
         level = CLIENT_COMPAT_LEVEL.get((options.ntlm_version, options.lm_key))
         if level is None:
-            raise AdapterError(
+            raise CannotExpress(
                 f"pyspnego cannot do ntlm_version={options.ntlm_version!r} with "
                 f"lm_key={options.lm_key}: as a client it asks for LM_KEY whenever ESS is off "
                 "(LM_COMPAT_LEVEL 0) and never with NTLMv2"
             )
         if not options.key_exchange:
-            raise AdapterError("pyspnego's NTLM client always asks for NTLMSSP_NEGOTIATE_KEY_EXCH")
+            raise CannotExpress("pyspnego's NTLM client always asks for NTLMSSP_NEGOTIATE_KEY_EXCH")
         if options.key_bits != 128:
-            raise AdapterError(
+            raise CannotExpress(
                 f"pyspnego's NTLM client always asks for 128- and 56-bit keys, not "
                 f"{options.key_bits}-bit"
             )
@@ -351,7 +359,7 @@ class PyspnegoAdapter(Adapter):
         self._refuse_datagram(options)
         fields = (options.domain, options.user, options.password)
         if any(":" in f or "\n" in f or "\r" in f for f in fields):
-            raise AdapterError("NTLM_USER_FILE lines are DOMAIN:USER:PASSWORD; ':' cannot appear")
+            raise CannotExpress("NTLM_USER_FILE lines are DOMAIN:USER:PASSWORD; ':' cannot appear")
         fd, path = tempfile.mkstemp(prefix="sspi-harness-ntlm-users-")
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(":".join(fields) + "\n")
@@ -369,7 +377,7 @@ class PyspnegoAdapter(Adapter):
     @staticmethod
     def _refuse_datagram(options: ContextOptions) -> None:
         if options.datagram:
-            raise AdapterError(
+            raise CannotExpress(
                 "pyspnego's NTLM has no datagram mode: it cannot request DATAGRAM and its "
                 "message functions take no sequence number"
             )
@@ -451,13 +459,13 @@ class PyspnegoAdapter(Adapter):
         buffers = _buffers(message)
         data = [b for b in buffers if b.kind == BufferType.DATA]
         if any(b.flags for b in data):
-            raise AdapterError(
+            raise CannotExpress(
                 "pyspnego's sign()/verify() take one byte string: READONLY and "
                 "READONLY_WITH_CHECKSUM attributes cannot be expressed"
             )
         token = next((b for b in buffers if b.kind == BufferType.TOKEN), None)
         if token is None:
-            raise AdapterError(
+            raise CannotExpress(
                 "no SECBUFFER_TOKEN: pyspnego's sign() returns the signature and verify() "
                 "takes it as an argument, so there is no call to make without one"
             )
@@ -465,7 +473,7 @@ class PyspnegoAdapter(Adapter):
             header, failed = self._call(context.proxy.query_message_sizes)
             size = header.header if failed is None else 0
             if token.cb_buffer < size:
-                raise AdapterError(
+                raise CannotExpress(
                     f"the TOKEN holds {token.cb_buffer} bytes and pyspnego's signature is "
                     f"{size}: sign() returns new bytes, it has no output buffer to reject"
                 )
@@ -521,7 +529,7 @@ class PyspnegoAdapter(Adapter):
         size = header.header if failed is None else 0
         for buf in buffers:
             if buf.kind == BufferType.TOKEN and buf.cb_buffer < size:
-                raise AdapterError(
+                raise CannotExpress(
                     f"the TOKEN holds {buf.cb_buffer} bytes and pyspnego's header is {size}: "
                     "pyspnego's NTLM writes a 16-byte header whatever length it is given"
                 )

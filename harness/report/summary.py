@@ -42,19 +42,28 @@ def summarize(
     duration_s: float,
     profile: str,
 ) -> dict[str, Any]:
-    """Count outcomes per adapter and overall; only outcomes that occurred are listed."""
+    """Count outcomes per adapter and overall; only outcomes that occurred are listed.
+
+    Interop records (one adapter as client, another as server) are counted per pair under
+    ``interop``, not under the client adapter: a failure there belongs to the pair.
+    """
     per_adapter: dict[str, dict[str, int]] = {}
+    per_pair: dict[str, dict[str, int]] = {}
     totals: dict[str, int] = {}
     cases = 0
     for rec in records:
         cases += 1
         adapter = str(rec.get("adapter") or "unknown")
         outcome = str(rec.get("outcome") or "ERROR")
-        bucket = per_adapter.setdefault(adapter, {})
+        if rec.get("kind") == "interop":
+            bucket = per_pair.setdefault(f"{adapter} > {rec.get('peer')}", {})
+        else:
+            bucket = per_adapter.setdefault(adapter, {})
         bucket[outcome] = bucket.get(outcome, 0) + 1
         totals[outcome] = totals.get(outcome, 0) + 1
     return {
         "adapters": {name: _ordered(c) for name, c in sorted(per_adapter.items())},
+        "interop": {pair: _ordered(c) for pair, c in sorted(per_pair.items())},
         "totals": _ordered(totals),
         "cases": cases,
         "duration_s": duration_s,

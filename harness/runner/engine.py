@@ -149,8 +149,12 @@ class AdapterPool:
         return self._instances[name]
 
     def close(self) -> None:
+        """Close every adapter; one that fails to close must not hide the run's results."""
         for adapter in self._instances.values():
-            adapter.close()
+            try:
+                adapter.close()
+            except Exception:  # noqa: BLE001 - the results matter more than a clean shutdown
+                pass
 
 
 def _missing(job: Job, classes: dict[str, type[Adapter]]) -> str:

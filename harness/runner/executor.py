@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.adapters.base import Adapter, CallResult, CannotExpress, Handle, handshake
 from harness.adapters.reference import ReferenceAdapter
-from harness.runner.worker import WorkerCrashed, WorkerTimeout
+from harness.runner.worker import WorkerCrashed, WorkerFailure
 from harness.scenarios.loader import BUFFER_FLAGS
 from harness.scenarios.model import PROFILES, BufferSpec, Case, Step
 from harness.sspi.buffers import SecBuffer, SecBufferDesc
@@ -205,11 +205,9 @@ def execute(
     except CannotExpress as exc:
         result.outcome, result.message = "UNSUPPORTED", f"establish: {exc}"
         return result
-    except WorkerCrashed as exc:
-        result.outcome, result.message = "CRASH", f"establish: {exc}"
-        return result
-    except WorkerTimeout as exc:
-        result.outcome, result.message = "TIMEOUT", f"establish: {exc}"
+    except WorkerFailure as exc:
+        result.outcome = "CRASH" if isinstance(exc, WorkerCrashed) else "TIMEOUT"
+        result.message, result.actual = f"establish: {exc}", {"fatal_call": exc.call}
         return result
     except Exception as exc:  # an exception escaping an adapter is an ERROR outcome
         result.outcome, result.message = "ERROR", f"establish: {type(exc).__name__}: {exc}"
@@ -299,10 +297,9 @@ def execute(
                 saved[step.save] = desc.copy()
     except CannotExpress as exc:
         result.outcome, result.message = "UNSUPPORTED", str(exc)
-    except WorkerCrashed as exc:
-        result.outcome, result.message = "CRASH", str(exc)
-    except WorkerTimeout as exc:
-        result.outcome, result.message = "TIMEOUT", str(exc)
+    except WorkerFailure as exc:  # the full call that killed or hung the worker, for replay
+        result.outcome = "CRASH" if isinstance(exc, WorkerCrashed) else "TIMEOUT"
+        result.message, result.actual = str(exc), {**result.actual, "fatal_call": exc.call}
     except Exception as exc:  # an exception escaping an adapter is an ERROR outcome
         result.outcome = "ERROR"
         result.message = f"{type(exc).__name__}: {exc}"

@@ -17,8 +17,9 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from harness.adapters.base import (
     Adapter,
@@ -38,12 +39,24 @@ DEFAULT_TIMEOUT_S = 10.0
 _HEADER = struct.Struct("<I")
 
 
-class WorkerCrashed(Exception):
+class WorkerFailure(Exception):
+    """The worker died or hung; ``call`` is the complete call that did it, for replay."""
+
+    def __init__(self, message: str, call: str) -> None:
+        super().__init__(message)
+        self.call = call
+
+
+class WorkerCrashed(WorkerFailure):
     """The worker process died during a call; the text names the signal and the call."""
 
 
-class WorkerTimeout(Exception):
+class WorkerTimeout(WorkerFailure):
     """The worker did not answer within the timeout; it was killed."""
+
+
+class _Deadline(Exception):
+    """No answer by the deadline (internal to the pipe reader)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +80,7 @@ def _recv_exact(fd: int, count: int, deadline: float | None) -> bytes:
         if deadline is not None:
             timeout = deadline - _now()
             if timeout <= 0 or not select.select([fd], [], [], timeout)[0]:
-                raise WorkerTimeout
+                raise _Deadline
         chunk = os.read(fd, remaining)
         if not chunk:
             raise EOFError
@@ -87,8 +100,8 @@ def _now() -> float:
     return time.monotonic()
 
 
-def _describe(method: str, args: tuple[Any, ...]) -> str:
-    """A short, one-line account of a call, for CRASH/TIMEOUT messages."""
+def _describe(method: str, args: tuple[Any, ...], *, limit: int = 400) -> str:
+    """A one-line account of a call, for CRASH/TIMEOUT messages (cut at ``limit``)."""
     parts = []
     for arg in args:
         if isinstance(arg, SecBufferDesc):
@@ -98,7 +111,7 @@ def _describe(method: str, args: tuple[Any, ...]) -> str:
         else:
             parts.append(repr(arg))
     text = f"{method}({', '.join(parts)})"
-    return text if len(text) <= 400 else text[:397] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class _RemoteParty(Party):
@@ -139,6 +152,7 @@ class WorkerAdapter(Adapter):
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: IO[bytes] = tempfile.TemporaryFile()
         self._to_child = self._from_child = -1
         self.restarts = 0
 
@@ -147,6 +161,7 @@ class WorkerAdapter(Adapter):
     def _start(self) -> None:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
+        self._stderr = tempfile.TemporaryFile()  # read back for CRASH messages
         self._proc = subprocess.Popen(
             [
                 sys.executable,
@@ -157,6 +172,7 @@ class WorkerAdapter(Adapter):
             ],
             pass_fds=(to_child_r, from_child_w),
             stdin=subprocess.DEVNULL,
+            stderr=self._stderr,
         )
         os.close(to_child_r)
         os.close(from_child_w)
@@ -173,6 +189,7 @@ class WorkerAdapter(Adapter):
                 pass
         if kill:
             self._proc.kill()
+        self._stderr.close()
         try:
             self._proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -180,32 +197,46 @@ class WorkerAdapter(Adapter):
             self._proc.wait()
         self._proc = None
 
+    def _last_words(self) -> str:
+        """The end of what the worker wrote to stderr (an abort message, say), on one line."""
+        self._stderr.seek(0, os.SEEK_END)
+        size = self._stderr.tell()
+        self._stderr.seek(max(0, size - 300))
+        text = self._stderr.read().decode("utf-8", "replace")
+        return " | ".join(line.strip() for line in text.splitlines() if line.strip())[-240:]
+
     def _death(self) -> str:
         assert self._proc is not None
         code = self._proc.wait(timeout=5)
         if code < 0:
             try:
-                return f"killed by {signal.Signals(-code).name}"
+                how = f"killed by {signal.Signals(-code).name}"
             except ValueError:
-                return f"killed by signal {-code}"
-        return f"exited with status {code}"
+                how = f"killed by signal {-code}"
+        else:
+            how = f"exited with status {code}"
+        said = self._last_words()
+        return f"{how} (stderr: {said})" if said else how
 
     def _roundtrip(self, request: tuple[str, tuple[Any, ...]]) -> Any:
         deadline = _now() + self.timeout_s
         try:
             _send(self._to_child, request)
             kind, value = _recv(self._from_child, deadline)
-        except WorkerTimeout:
+        except _Deadline:
             self._stop(kill=True)
             self.restarts += 1
             raise WorkerTimeout(
-                f"no answer within {self.timeout_s:g} s to {_describe(*request)}"
+                f"no answer within {self.timeout_s:g} s to {_describe(*request)}",
+                _describe(*request, limit=1 << 20),
             ) from None
         except (EOFError, BrokenPipeError, OSError):
             how = self._death()
             self._stop(kill=False)
             self.restarts += 1
-            raise WorkerCrashed(f"worker {how} during {_describe(*request)}") from None
+            raise WorkerCrashed(
+                f"worker {how} during {_describe(*request)}", _describe(*request, limit=1 << 20)
+            ) from None
         if kind == "raise":
             name, text = value
             raise (CannotExpress if name == "CannotExpress" else AdapterError)(text)
