@@ -153,7 +153,7 @@ def test_wrong_password_fails_the_handshake_with_pyspnegos_text(
     assert isinstance(result, CallResult)
     # pyspnego raises InvalidTokenError ("logon denied" and "invalid token" share one class)
     assert result.status == S.SEC_E_INVALID_TOKEN
-    assert "server: InvalidTokenError" in result.detail
+    assert "server failed at handshake leg 4: InvalidTokenError" in result.detail
     assert "Invalid NTLM response from initiator" in result.detail
 
 

@@ -8,11 +8,13 @@ kept in ``CallResult.detail``; capabilities are declared, and ``available()`` sa
 from __future__ import annotations
 
 import enum
+import itertools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 from harness.sspi.buffers import SecBufferDesc
+from harness.sspi.constants import SecStatus
 from harness.sspi.sizes import SecPkgContextSizes
 
 
@@ -133,6 +135,71 @@ class Party(ABC):
     def detail(self) -> str:
         """The implementation's own words about the last failed step, if any."""
         return ""
+
+
+class RecordingParty(Party):
+    """A Party whose ``step`` records what it learns in attributes, so that each adapter
+    writes only the step: ``_handle`` once done, ``_flags``, ``_session_key`` and ``_detail``.
+    A subclass overrides a property where its implementation holds the value itself."""
+
+    def __init__(self) -> None:
+        self._handle: Handle | None = None
+        self._flags = 0
+        self._session_key: bytes | None = None
+        self._detail = ""
+
+    @property
+    def handle(self) -> Handle:
+        if self._handle is None:
+            raise AdapterError("the handshake is not complete")
+        return self._handle
+
+    @property
+    def flags(self) -> int:
+        return self._flags
+
+    @property
+    def exported_session_key(self) -> bytes | None:
+        return self._session_key
+
+    @property
+    def detail(self) -> str:
+        return self._detail
+
+
+C = TypeVar("C")
+
+
+class HandleTable(Generic[C]):
+    """Handles for an implementation that has none: contexts are kept in a table under
+    ``Handle(n, handle_tag)`` and unknown handles are answered here with
+    SEC_E_INVALID_HANDLE (so such an adapter does not claim Capability.BAD_HANDLES)."""
+
+    handle_tag: ClassVar[int]  # dwUpper of the adapter's handles, naming the adapter
+    unknown_handle: ClassVar[str] = "not in the adapter's handle table"  # the detail
+
+    def __init__(self) -> None:
+        self._contexts: dict[Handle, C] = {}
+        self._ids = itertools.count(1)
+
+    def _add(self, context: C) -> Handle:
+        """A new handle for an established context."""
+        handle = Handle(next(self._ids), self.handle_tag)
+        self._contexts[handle] = context
+        return handle
+
+    def _lookup(self, handle: Handle) -> C | CallResult:
+        """The context under a handle, or the call's SEC_E_INVALID_HANDLE result."""
+        context = self._contexts.get(handle)
+        if context is None:
+            return CallResult(SecStatus.SEC_E_INVALID_HANDLE, detail=self.unknown_handle)
+        return context
+
+    def _remove(self, handle: Handle) -> CallResult:
+        """DeleteSecurityContext on the table: the implementation has nothing to delete."""
+        if self._contexts.pop(handle, None) is None:
+            return CallResult(SecStatus.SEC_E_INVALID_HANDLE, detail=self.unknown_handle)
+        return CallResult(SecStatus.SEC_E_OK)
 
 
 class AdapterError(Exception):

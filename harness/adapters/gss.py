@@ -35,7 +35,6 @@ connectionless sequence numbers with the GSS_NTLMSSP_SET_SEQ_NUM context option.
 from __future__ import annotations
 
 import errno
-import itertools
 import os
 import shutil
 import struct
@@ -58,8 +57,10 @@ from harness.adapters.base import (
     ContextOptions,
     ContextPair,
     Handle,
-    Party,
+    HandleTable,
+    RecordingParty,
 )
+from harness.adapters.byte_api import as_bytes, joined
 from harness.adapters.reference import requested_flags
 from harness.sspi.buffers import SecBuffer, SecBufferDesc
 from harness.sspi.constants import (
@@ -232,26 +233,20 @@ class _Context:
     datagram: bool
 
 
-class _GssParty(Party):
+class _GssParty(RecordingParty):
     """A gss-ntlmssp initiator or acceptor, driven one token at a time."""
 
     def __init__(self, adapter: GssapiAdapter, options: ContextOptions, *, is_client: bool):
+        super().__init__()
         self.adapter = adapter
         self.options = options
         self.is_client = is_client
         self.level = _check_options(options)
-        self._detail = ""
         self._creds: Creds | None = None
         self._context: SecurityContext | None = None
-        self._handle: Handle | None = None
-        self._session_key: bytes | None = None
         self._keyfile: Path | None = None
         if not is_client:
             self._keyfile = adapter._write_keyfile(options)
-
-    @property
-    def detail(self) -> str:
-        return self._detail
 
     def _acquire(self) -> Creds:
         """Credentials with the NEGOTIATE flags the options call for (GSS_NTLMSSP_NEG_FLAGS)."""
@@ -313,7 +308,7 @@ class _GssParty(Party):
         self._done()
         datagram = bool(int(result.flags) & GSS_C_DATAGRAM_FLAG)
         self._handle = self.adapter._add(_Context(result.context, datagram))
-        try:
+        try:  # the exported session key is gss-ntlmssp's GSS_C_INQ_SSPI_SESSION_KEY
             keys = gss.inquire_sec_context_by_oid(result.context, _oid(SSPI_SESSION_KEY))
             self._session_key = bytes(keys[0]) if keys else None
         except gss.GSSError:
@@ -326,17 +321,6 @@ class _GssParty(Party):
             self._keyfile.unlink(missing_ok=True)
             self._keyfile = None
 
-    @property
-    def handle(self) -> Handle:
-        if self._handle is None:
-            raise AdapterError("the handshake is not complete")
-        return self._handle
-
-    @property
-    def exported_session_key(self) -> bytes | None:
-        """gss-ntlmssp's answer to GSS_C_INQ_SSPI_SESSION_KEY."""
-        return self._session_key
-
 
 @dataclass
 class _Message:
@@ -347,15 +331,15 @@ class _Message:
 
     @property
     def payload(self) -> bytes:
-        return b"".join(bytes(b.data or b"") for b in self.data)
+        return joined(self.data)
 
-    def scatter(self, joined: bytes) -> None:
-        """Write ``joined`` back over the DATA buffers, each keeping its length."""
+    def scatter(self, content: bytes) -> None:
+        """Write ``content`` back over the DATA buffers, each keeping its length."""
         offset = 0
         for buf in self.data:
             assert buf.data is not None
             size = len(buf.data)
-            buf.data[:] = joined[offset : offset + size]
+            buf.data[:] = content[offset : offset + size]
             offset += size
 
 
@@ -405,7 +389,7 @@ def _write_token(token: SecBuffer, signature: bytes, call: str) -> None:
     del token.data[len(signature) :]
 
 
-class GssapiAdapter(Adapter):
+class GssapiAdapter(HandleTable[_Context], Adapter):
     name = "gssapi"
     description = "gss-ntlmssp, MIT krb5's NTLM mechanism, through python-gssapi"
     capabilities = (
@@ -423,10 +407,10 @@ class GssapiAdapter(Adapter):
     # gss-ntlmssp is C: a NULL dereference in its acceptor (see the tests) must be a CRASH
     # outcome, not the end of the run.
     isolate = True
+    handle_tag = 0x47535350  # "GSSP"
 
     def __init__(self) -> None:
-        self._contexts: dict[Handle, _Context] = {}
-        self._ids = itertools.count(1)
+        super().__init__()
         self._keydir: Path | None = None
         self._cleanup: weakref.finalize[Any, Any] | None = None
 
@@ -472,11 +456,6 @@ class GssapiAdapter(Adapter):
                 return ContextPair(client.handle, server.handle, 0, client.exported_session_key)
             token = out
         return CallResult(S.SEC_E_INTERNAL_ERROR, detail="handshake did not finish in 10 legs")
-
-    def _add(self, context: _Context) -> Handle:
-        handle = Handle(next(self._ids), 0x47535350)  # dwUpper tags the adapter: "GSSP"
-        self._contexts[handle] = context
-        return handle
 
     def _write_keyfile(self, options: ContextOptions) -> Path:
         """A DOMAIN:USER:PASSWORD file (gss-ntlmssp's Heimdal-style user file) for one server."""
@@ -591,7 +570,7 @@ class GssapiAdapter(Adapter):
             return opened
         context, msg = opened
         try:
-            major, minor, qop = _verify_mic(context.gss, msg.payload, bytes(msg.token.data or b""))
+            major, minor, qop = _verify_mic(context.gss, msg.payload, as_bytes(msg.token))
         except gss.GSSError as exc:
             return _from_gss_error(exc, "verify_mic")
         if major:
@@ -640,7 +619,7 @@ class GssapiAdapter(Adapter):
         context, msg = opened
         payload = msg.payload
         try:
-            unwrapped = gss.unwrap(context.gss, bytes(msg.token.data or b"") + payload)
+            unwrapped = gss.unwrap(context.gss, as_bytes(msg.token) + payload)
         except gss.GSSError as exc:
             return _from_gss_error(exc, "unwrap")
         plain = bytes(unwrapped.message)

@@ -54,14 +54,12 @@ impacket is a client library, not an SSP, so this module translates (and says wh
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from harness.adapters.base import (
     Adapter,
-    AdapterError,
     Availability,
     CallResult,
     CannotExpress,
@@ -69,15 +67,28 @@ from harness.adapters.base import (
     ContextOptions,
     ContextPair,
     Handle,
+    HandleTable,
     Party,
+    RecordingParty,
     handshake,
 )
+from harness.adapters.byte_api import (
+    READONLY_ATTRIBUTES,
+    as_bytes,
+    data_of,
+    encrypted,
+    input_token,
+    joined,
+    output_token,
+    refuse_attributes,
+    signed,
+    write_signature,
+)
 from harness.sspi.buffers import SecBuffer, SecBufferDesc
-from harness.sspi.constants import SECQOP_WRAP_NO_ENCRYPT, BufferType
+from harness.sspi.constants import SECQOP_WRAP_NO_ENCRYPT
 from harness.sspi.constants import SecStatus as S
 from harness.sspi.sizes import SecPkgContextSizes
 
-SIGNATURE_SIZE = 16
 HANDLE_TAG = 0x494D504B  # dwUpper of our handles: "IMPK"
 
 # Exceptions raised inside impacket → SECURITY_STATUS, keyed by qualified class name (builtins
@@ -173,19 +184,16 @@ def _build_context(flags: int, session_key: bytes, *, client: bool) -> _Context:
     return _Context(flags, c2s, s2c) if client else _Context(flags, s2c, c2s)
 
 
-class _ImpacketClient(Party):
+class _ImpacketClient(RecordingParty):
     """NEGOTIATE from getNTLMSSPType1, AUTHENTICATE from getNTLMSSPType3."""
 
     def __init__(self, adapter: ImpacketAdapter, options: ContextOptions) -> None:
+        super().__init__()
         self.adapter = adapter
         self.options = options
         self.signing_required = _signing_required(options)
         self.use_ntlmv2 = options.ntlm_version == "v2"
         self._type1: Any = None
-        self._flags = 0
-        self._key: bytes | None = None
-        self._handle: Handle | None = None
-        self.error = ""  # impacket's text for a failed step, reported as ``detail``
 
     def step(self, token: bytes | None) -> tuple[int, bytes]:
         from impacket import ntlm
@@ -207,93 +215,15 @@ class _ImpacketClient(Party):
             out = type3.getData()
         except Exception as exc:  # noqa: BLE001 - every impacket failure becomes a status
             result = status_of(exc)
-            self.error = result.detail
+            self._detail = result.detail
             return result.status, b""
-        self._flags, self._key = int(type3["flags"]), bytes(key)
-        self._handle = self.adapter.add(_build_context(self._flags, self._key, client=True))
+        self._flags, self._session_key = int(type3["flags"]), bytes(key)
+        context = _build_context(self._flags, self._session_key, client=True)
+        self._handle = self.adapter._add(context)
         return S.SEC_E_OK, out
 
-    @property
-    def handle(self) -> Handle:
-        if self._handle is None:
-            raise AdapterError("the handshake is not complete")
-        return self._handle
 
-    @property
-    def flags(self) -> int:
-        return self._flags
-
-    @property
-    def exported_session_key(self) -> bytes | None:
-        return self._key
-
-    @property
-    def detail(self) -> str:
-        return self.error
-
-
-def _bytes(buf: SecBuffer) -> bytes:
-    return bytes(buf.data[: buf.cb_buffer]) if buf.data is not None else b""
-
-
-def _signed(buf: SecBuffer) -> bool:
-    """In messageToSign: DATA without READONLY, or with READONLY_WITH_CHECKSUM."""
-    return buf.kind == BufferType.DATA and (not buf.readonly or buf.readonly_with_checksum)
-
-
-def _encrypted(buf: SecBuffer) -> bool:
-    """In messageToEncrypt: DATA with neither read-only attribute."""
-    return buf.kind == BufferType.DATA and not buf.flags & 0x90000000
-
-
-def _buffers(desc: SecBufferDesc | None) -> list[SecBuffer] | None:
-    if desc is None or desc.buffers is None:
-        return None
-    return desc.buffers[: desc.c_buffers]
-
-
-def _token(buffers: list[SecBuffer]) -> SecBuffer | None:
-    return next((b for b in buffers if b.kind == BufferType.TOKEN), None)
-
-
-def _refuse_attributes(buffers: list[SecBuffer]) -> None:
-    """ntlm.SIGN takes one message: read-only attributes cannot be passed to it."""
-    if any(b.kind == BufferType.DATA and b.flags & 0x90000000 for b in buffers):
-        raise CannotExpress(
-            "impacket's ntlm.SIGN takes one message; SECBUFFER_READONLY(_WITH_CHECKSUM) "
-            "attributes cannot be expressed"
-        )
-
-
-def _output_token(buffers: list[SecBuffer] | None) -> SecBuffer:
-    """The TOKEN buffer that will receive the signature. impacket returns the signature rather
-    than writing it anywhere, so a missing or short TOKEN has no impacket counterpart: raised as
-    CannotExpress (an UNSUPPORTED case) before any impacket call, not answered by the adapter."""
-    token = None if buffers is None else _token(buffers)
-    if token is None or token.cb_buffer < SIGNATURE_SIZE:
-        raise CannotExpress(
-            "no TOKEN buffer of 16 bytes to receive the signature (impacket returns the signature)"
-        )
-    return token
-
-
-def _input_token(buffers: list[SecBuffer] | None) -> SecBuffer:
-    """The TOKEN buffer holding the signature to check, passed to impacket whatever its length;
-    without one there is nothing to pass (CannotExpress)."""
-    token = None if buffers is None else _token(buffers)
-    if token is None:
-        raise CannotExpress("no TOKEN buffer holding a signature to pass to impacket")
-    return token
-
-
-def _write_token(token: SecBuffer, signature: bytes) -> None:
-    assert token.data is not None
-    token.data[:SIGNATURE_SIZE] = signature
-    del token.data[SIGNATURE_SIZE:]
-    token.declared_length = None
-
-
-class ImpacketAdapter(Adapter):
+class ImpacketAdapter(HandleTable[_Context], Adapter):
     name = "impacket"
     description = "impacket's NTLM client (impacket.ntlm) with rpcrt.py's session security"
     capabilities = (
@@ -309,11 +239,12 @@ class ImpacketAdapter(Adapter):
         | Capability.CLIENT
     )
 
+    handle_tag = HANDLE_TAG
+
     def __init__(self) -> None:
         from harness.adapters.reference import ReferenceAdapter
 
-        self._contexts: dict[Handle, _Context] = {}
-        self._ids = itertools.count(1)
+        super().__init__()
         self.reference = ReferenceAdapter()  # the server side of ``establish``
 
     @classmethod
@@ -325,11 +256,6 @@ class ImpacketAdapter(Adapter):
             return Availability(False, f"impacket is not importable: {exc}")
         return Availability(True)
 
-    def add(self, context: _Context) -> Handle:
-        handle = Handle(next(self._ids), HANDLE_TAG)
-        self._contexts[handle] = context
-        return handle
-
     def client(self, options: ContextOptions) -> Party:
         return _ImpacketClient(self, options)
 
@@ -339,16 +265,10 @@ class ImpacketAdapter(Adapter):
 
     def from_session_key(self, flags: int, exported_session_key: bytes, *, client: bool) -> Handle:
         """rpcrt.py's key setup over a given session key; ``client=False`` swaps directions."""
-        return self.add(_build_context(flags, exported_session_key, client=client))
+        return self._add(_build_context(flags, exported_session_key, client=client))
 
     def _ours(self, handle: Handle) -> bool:
         return handle.upper == HANDLE_TAG
-
-    def _lookup(self, handle: Handle) -> _Context | CallResult:
-        ctx = self._contexts.get(handle)
-        if ctx is None:
-            return CallResult(S.SEC_E_INVALID_HANDLE, detail="not in the adapter's handle table")
-        return ctx
 
     # -- SSPI ------------------------------------------------------------------------------
 
@@ -393,11 +313,27 @@ class ImpacketAdapter(Adapter):
     def delete_context(self, handle: Handle) -> CallResult:
         if not self._ours(handle):
             return self.reference.delete_context(handle)
-        if self._contexts.pop(handle, None) is None:
-            return CallResult(S.SEC_E_INVALID_HANDLE, detail="not in the adapter's handle table")
-        return CallResult(S.SEC_E_OK)
+        return self._remove(handle)
 
     # -- the translation -------------------------------------------------------------------
+
+    def _open(
+        self, handle: Handle, message: SecBufferDesc | None, *, sending: bool, sealing: bool
+    ) -> tuple[_Context, list[SecBuffer], SecBuffer] | CallResult:
+        """The context, the DATA buffers and the TOKEN of a call; what impacket cannot be given
+        raises CannotExpress before it is called. ntlm.SIGN takes one message, so read-only
+        attributes are refused unless the call seals (ntlm.SEAL signs and encrypts apart)."""
+        ctx = self._lookup(handle)
+        if isinstance(ctx, CallResult):
+            return ctx
+        if sending:
+            buffers, token = output_token(message, "impacket returns the signature")
+        else:
+            buffers, token = input_token(message, "impacket")
+        if not sealing:
+            why = "impacket's ntlm.SIGN takes one message"
+            refuse_attributes(buffers, why, mask=READONLY_ATTRIBUTES)
+        return ctx, data_of(buffers), token
 
     def _send(
         self, handle: Handle, message: SecBufferDesc | None, *, encrypt_call: bool, seal: bool
@@ -405,20 +341,16 @@ class ImpacketAdapter(Adapter):
         """ntlm.SIGN or ntlm.SEAL with the sending state, then sequence += 1 (rpcrt.py)."""
         from impacket import ntlm
 
-        ctx = self._lookup(handle)
-        if isinstance(ctx, CallResult):
-            return ctx
-        buffers = _buffers(message)
-        token = _output_token(buffers)
-        assert buffers is not None
-        if not encrypt_call:
-            _refuse_attributes(buffers)
-        to_sign = b"".join(_bytes(b) for b in buffers if _signed(b))
-        targets = [b for b in buffers if _encrypted(b)] if seal else []
+        opened = self._open(handle, message, sending=True, sealing=encrypt_call)
+        if isinstance(opened, CallResult):
+            return opened
+        ctx, data, token = opened
+        to_sign = joined(b for b in data if signed(b))
+        targets = [b for b in data if encrypted(b)] if seal else []
         out = ctx.send
         try:
             if seal:
-                to_encrypt = b"".join(_bytes(b) for b in targets)
+                to_encrypt = joined(targets)
                 sealed, signature = ntlm.SEAL(
                     ctx.flags,
                     out.signing_key,
@@ -443,7 +375,7 @@ class ImpacketAdapter(Adapter):
             size = buf.cb_buffer
             buf.data[:size] = sealed[at : at + size]
             at += size
-        _write_token(token, raw)
+        write_signature(token, raw)
         return CallResult(S.SEC_E_OK)
 
     def _receive(
@@ -452,20 +384,16 @@ class ImpacketAdapter(Adapter):
         """The expected signature from impacket's primitives, compared byte for byte."""
         from impacket import ntlm
 
-        ctx = self._lookup(handle)
-        if isinstance(ctx, CallResult):
-            return ctx
-        buffers = _buffers(message)
-        token = _input_token(buffers)
-        assert buffers is not None
-        if not unseal:
-            _refuse_attributes(buffers)
-        received = _bytes(token)
+        opened = self._open(handle, message, sending=False, sealing=unseal)
+        if isinstance(opened, CallResult):
+            return opened
+        ctx, data, token = opened
+        received = as_bytes(token)
         inbound = ctx.recv
-        targets = [b for b in buffers if _encrypted(b)] if unseal else []
+        targets = [b for b in data if encrypted(b)] if unseal else []
         try:
-            plain = {id(b): inbound.handle(_bytes(b)) for b in targets}
-            to_sign = b"".join(plain.get(id(b), _bytes(b)) for b in buffers if _signed(b))
+            plain = {id(b): inbound.handle(as_bytes(b)) for b in targets}
+            to_sign = b"".join(plain.get(id(b), as_bytes(b)) for b in data if signed(b))
             expected = ntlm.SIGN(
                 ctx.flags, inbound.signing_key, to_sign, inbound.sequence[0], inbound.handle
             ).getData()

@@ -32,6 +32,7 @@ from harness.adapters.base import (
     ContextPair,
     Handle,
     Party,
+    RecordingParty,
     handshake,
 )
 from harness.ntlm.flags import NegotiateFlags as F
@@ -139,17 +140,17 @@ def _token_desc(data: bytes | None, size: int) -> tuple[Any, list[Any]]:
     return desc, [raw, array]
 
 
-class _NativeParty(Party):
-    """A client (InitializeSecurityContextW) or server (AcceptSecurityContext) context."""
+class _NativeParty(RecordingParty):
+    """A client (InitializeSecurityContextW) or server (AcceptSecurityContext) context. The
+    handle is the library's own CtxtHandle, from the first call on."""
 
     def __init__(self, adapter: NativeAdapter, options: ContextOptions, *, is_client: bool):
+        super().__init__()
         self.adapter = adapter
         self.options = options
         self.is_client = is_client
         self.credential = adapter._acquire(options, inbound=not is_client)
         self._context: Any = None
-        self._flags = 0
-        self._detail = ""
 
     def _requirements(self) -> int:
         from harness.adapters import native_abi as abi
@@ -220,7 +221,7 @@ class _NativeParty(Party):
             self._detail = f"{type(exc).__name__}: {exc}"
             return _exception_status(exc), b""
         self._detail = "" if status in (SecStatus.SEC_E_OK, *_CONTINUE) else said
-        authenticate = out if self.is_client else token
+        authenticate = out if self.is_client else token  # its flags are the context's
         if status == SecStatus.SEC_E_OK and authenticate:
             try:
                 self._flags = decode_authenticate(authenticate).flags
@@ -233,16 +234,6 @@ class _NativeParty(Party):
         if self._context is None:
             raise AdapterError("the handshake has not started")
         return Handle(self._context.dwLower, self._context.dwUpper)
-
-    @property
-    def flags(self) -> int:
-        """The flags of the AUTHENTICATE message this context sent or accepted."""
-        return self._flags
-
-    @property
-    def detail(self) -> str:
-        """Which call of the last step failed, and with what."""
-        return self._detail
 
 
 class NativeAdapter(Adapter):
@@ -414,49 +405,47 @@ class NativeAdapter(Adapter):
     def make_signature(
         self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
     ) -> CallResult:
-        fns = self._functions()
-        return self._call(
-            "MakeSignature",
-            lambda desc: fns.MakeSignature(
-                ctypes.byref(_sec_handle(handle)), qop & 0xFFFFFFFF, desc, seqno & 0xFFFFFFFF
-            ),
-            message,
-        )
+        return self._send("MakeSignature", handle, qop, message, seqno)
 
     def verify_signature(
         self, handle: Handle, message: SecBufferDesc | None, seqno: int
     ) -> CallResult:
-        fns = self._functions()
-        qop = ctypes.c_uint32(0)
-        result = self._call(
-            "VerifySignature",
-            lambda desc: fns.VerifySignature(
-                ctypes.byref(_sec_handle(handle)), desc, seqno & 0xFFFFFFFF, ctypes.byref(qop)
-            ),
-            message,
-        )
-        return dataclasses.replace(result, qop=qop.value)
+        return self._receive("VerifySignature", handle, message, seqno)
 
     def encrypt_message(
         self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
     ) -> CallResult:
-        fns = self._functions()
+        return self._send("EncryptMessage", handle, qop, message, seqno)
+
+    def decrypt_message(
+        self, handle: Handle, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        return self._receive("DecryptMessage", handle, message, seqno)
+
+    def _send(
+        self, name: str, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        """MakeSignature / EncryptMessage, which share (phContext, fQOP, pMessage,
+        MessageSeqNo)."""
+        function = getattr(self._functions(), name)
         return self._call(
-            "EncryptMessage",
-            lambda desc: fns.EncryptMessage(
+            name,
+            lambda desc: function(
                 ctypes.byref(_sec_handle(handle)), qop & 0xFFFFFFFF, desc, seqno & 0xFFFFFFFF
             ),
             message,
         )
 
-    def decrypt_message(
-        self, handle: Handle, message: SecBufferDesc | None, seqno: int
+    def _receive(
+        self, name: str, handle: Handle, message: SecBufferDesc | None, seqno: int
     ) -> CallResult:
-        fns = self._functions()
+        """VerifySignature / DecryptMessage, which share (phContext, pMessage, MessageSeqNo,
+        pfQOP); pfQOP is reported in the result."""
+        function = getattr(self._functions(), name)
         qop = ctypes.c_uint32(0)
         result = self._call(
-            "DecryptMessage",
-            lambda desc: fns.DecryptMessage(
+            name,
+            lambda desc: function(
                 ctypes.byref(_sec_handle(handle)), desc, seqno & 0xFFFFFFFF, ctypes.byref(qop)
             ),
             message,

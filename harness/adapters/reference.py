@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from harness.adapters.base import (
     Adapter,
-    AdapterError,
     CallResult,
     Capability,
     ContextOptions,
     Handle,
     Party,
+    RecordingParty,
 )
 from harness.ntlm.flags import NegotiateFlags as F
 from harness.ntlm.handshake import (
@@ -52,16 +52,15 @@ def requested_flags(options: ContextOptions) -> int:
     return int(flags)
 
 
-class _ReferenceParty(Party):
+class _ReferenceParty(RecordingParty):
     """A reference client or server; once done, its context is in the package's table."""
 
     def __init__(self, package: NtlmPackage, ntlm: NtlmClient | NtlmServer, *, is_client: bool):
+        super().__init__()
         self.package = package
         self.ntlm = ntlm
         self.is_client = is_client
-        self._handle: Handle | None = None
         self._legs = 0
-        self._detail = ""
 
     def step(self, token: bytes | None) -> tuple[int, bytes]:
         """Client: NEGOTIATE, then AUTHENTICATE. Server: CHALLENGE, then accept."""
@@ -88,22 +87,14 @@ class _ReferenceParty(Party):
         return SecStatus.SEC_E_OK, out
 
     @property
-    def handle(self) -> Handle:
-        if self._handle is None:
-            raise AdapterError("the handshake is not complete")
-        return self._handle
-
-    @property
-    def detail(self) -> str:
-        return self._detail
-
-    @property
     def flags(self) -> int:
+        """The flags of the established context (0 before)."""
         established = self.ntlm.established
         return established.flags if established else 0
 
     @property
     def exported_session_key(self) -> bytes | None:
+        """The established context's key (None before)."""
         established = self.ntlm.established
         return established.exported_session_key if established else None
 

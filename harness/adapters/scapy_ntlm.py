@@ -35,28 +35,36 @@ translates (and says where it cannot):
 
 from __future__ import annotations
 
-import itertools
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from harness.adapters.base import (
     Adapter,
-    AdapterError,
     Availability,
     CallResult,
     CannotExpress,
     Capability,
     ContextOptions,
     Handle,
+    HandleTable,
     Party,
+    RecordingParty,
+)
+from harness.adapters.byte_api import (
+    as_bytes,
+    data_of,
+    encrypted,
+    input_token,
+    output_token,
+    signed,
+    write_signature,
 )
 from harness.sspi.buffers import SecBuffer, SecBufferDesc
-from harness.sspi.constants import SECQOP_WRAP_NO_ENCRYPT, BufferType
+from harness.sspi.constants import SECQOP_WRAP_NO_ENCRYPT
 from harness.sspi.constants import SecStatus as S
 from harness.sspi.sizes import SecPkgContextSizes
 
-SIGNATURE_SIZE = 16
 HANDLE_TAG = 0x53434150  # dwUpper of our handles: "SCAP"
 SEC_E_BAD_BINDINGS = 0x80090346  # winerror.h; not in SecStatus because no scenario expects it
 KEY_EXCH, NEGOTIATE_128, NEGOTIATE_56 = 0x40000000, 0x20000000, 0x80000000
@@ -141,23 +149,21 @@ class _Context:
     context: Any  # NTLMSSP.CONTEXT
 
 
-class _ScapyParty(Party):
+class _ScapyParty(RecordingParty):
     """A client (GSS_Init_sec_context) or server (GSS_Accept_sec_context) in progress."""
 
     def __init__(
         self, adapter: ScapyAdapter, ssp: Any, *, acceptor: bool, req_flags: int = 0
     ) -> None:
+        super().__init__()
         self.adapter = adapter
         self.ssp = ssp
         self.acceptor = acceptor
         self.req_flags = req_flags
         self.context: Any = None
-        self._flags = 0
-        self._handle: Handle | None = None
-        self.error = ""  # scapy's text for a failed step, reported as ``detail``
 
     def _fail(self, result: CallResult) -> tuple[int, bytes]:
-        self.error = result.detail
+        self._detail = result.detail
         return result.status, b""
 
     def step(self, token: bytes | None) -> tuple[int, bytes]:
@@ -191,86 +197,35 @@ class _ScapyParty(Party):
             if message is not None and getattr(message, "MessageType", None) == 3:
                 self._flags = int(message.NegotiateFlags)
         if result.status == S.SEC_E_OK:
-            self._handle = self.adapter.add(_Context(self.ssp, self.context))
+            self._handle = self.adapter._add(_Context(self.ssp, self.context))
         return result.status, raw
 
     @property
-    def handle(self) -> Handle:
-        if self._handle is None:
-            raise AdapterError("the handshake is not complete")
-        return self._handle
-
-    @property
-    def flags(self) -> int:
-        return self._flags
-
-    @property
     def exported_session_key(self) -> bytes | None:
+        """The key scapy keeps in its context."""
         key = getattr(self.context, "ExportedSessionKey", None)
         return bytes(key) if key is not None else None
 
-    @property
-    def detail(self) -> str:
-        return self.error
+
+def _mic_msgs(data: list[SecBuffer]) -> list[Any]:
+    """One MIC_MSG per DATA buffer, ``sign=False`` for READONLY ones."""
+    from scapy.layers.ntlm import NTLMSSP
+
+    return [NTLMSSP.MIC_MSG(sign=signed(b), data=as_bytes(b)) for b in data]
 
 
-def _bytes(buf: SecBuffer) -> bytes:
-    return bytes(buf.data[: buf.cb_buffer]) if buf.data is not None else b""
+def _wrap_msgs(data: list[SecBuffer], *, conf: bool) -> list[Any]:
+    """One WRAP_MSG per DATA buffer: ``conf_req_flag`` (unless ``conf`` is off) for those
+    without read-only attributes, ``sign`` as for MIC_MSG."""
+    from scapy.layers.ntlm import NTLMSSP
+
+    return [
+        NTLMSSP.WRAP_MSG(conf_req_flag=conf and encrypted(b), sign=signed(b), data=as_bytes(b))
+        for b in data
+    ]
 
 
-def _signed(buf: SecBuffer) -> bool:
-    """``sign=True``: DATA without READONLY, or with READONLY_WITH_CHECKSUM."""
-    return not buf.readonly or buf.readonly_with_checksum
-
-
-def _encrypted(buf: SecBuffer) -> bool:
-    """``conf_req_flag=True``: DATA with neither read-only attribute."""
-    return not buf.flags & 0x90000000
-
-
-def _buffers(desc: SecBufferDesc | None) -> list[SecBuffer] | None:
-    if desc is None or desc.buffers is None:
-        return None
-    return desc.buffers[: desc.c_buffers]
-
-
-def _token(buffers: list[SecBuffer]) -> SecBuffer | None:
-    return next((b for b in buffers if b.kind == BufferType.TOKEN), None)
-
-
-def _data(buffers: list[SecBuffer]) -> list[SecBuffer]:
-    return [b for b in buffers if b.kind == BufferType.DATA]
-
-
-def _write_token(token: SecBuffer, signature: bytes) -> None:
-    assert token.data is not None
-    token.data[:SIGNATURE_SIZE] = signature
-    del token.data[SIGNATURE_SIZE:]
-    token.declared_length = None
-
-
-def _output_token(buffers: list[SecBuffer] | None) -> SecBuffer:
-    """The TOKEN buffer that will receive the signature. scapy returns the signature rather
-    than writing it anywhere, so a missing or short TOKEN has no scapy counterpart: raised as
-    CannotExpress (an UNSUPPORTED case) before any scapy call, not answered by the adapter."""
-    token = None if buffers is None else _token(buffers)
-    if token is None or token.cb_buffer < SIGNATURE_SIZE:
-        raise CannotExpress(
-            "no TOKEN buffer of 16 bytes to receive the signature (scapy returns a packet)"
-        )
-    return token
-
-
-def _input_token(buffers: list[SecBuffer] | None) -> SecBuffer:
-    """The TOKEN buffer holding the signature to check, passed to scapy whatever its length;
-    without one there is nothing to pass (CannotExpress)."""
-    token = None if buffers is None else _token(buffers)
-    if token is None:
-        raise CannotExpress("no TOKEN buffer holding a signature to pass to scapy")
-    return token
-
-
-class ScapyAdapter(Adapter):
+class ScapyAdapter(HandleTable[_Context], Adapter):
     name = "scapy"
     description = "scapy's NTLM SSP (scapy.layers.ntlm.NTLMSSP), GSS_*Ex calls"
     capabilities = (
@@ -286,9 +241,7 @@ class ScapyAdapter(Adapter):
         | Capability.SERVER
     )
 
-    def __init__(self) -> None:
-        self._contexts: dict[Handle, _Context] = {}
-        self._ids = itertools.count(1)
+    handle_tag = HANDLE_TAG
 
     @classmethod
     def available(cls) -> Availability:
@@ -300,11 +253,6 @@ class ScapyAdapter(Adapter):
         # statuses already carry them, so keep the run's output readable.
         logging.getLogger("scapy").setLevel(logging.ERROR)
         return Availability(True)
-
-    def add(self, context: _Context) -> Handle:
-        handle = Handle(next(self._ids), HANDLE_TAG)
-        self._contexts[handle] = context
-        return handle
 
     def client(self, options: ContextOptions) -> Party:
         from scapy.layers.gssapi import GSS_C_FLAGS
@@ -337,12 +285,6 @@ class ScapyAdapter(Adapter):
         ssp = NTLMSSP(IDENTITIES={options.user: MD4le(options.password)})
         return _ScapyParty(self, ssp, acceptor=True)
 
-    def _lookup(self, handle: Handle) -> _Context | CallResult:
-        ctx = self._contexts.get(handle)
-        if ctx is None:
-            return CallResult(S.SEC_E_INVALID_HANDLE, detail="not in the adapter's handle table")
-        return ctx
-
     # -- SSPI ------------------------------------------------------------------------------
 
     def query_sizes(self, handle: Handle) -> tuple[CallResult, SecPkgContextSizes | None]:
@@ -361,37 +303,26 @@ class ScapyAdapter(Adapter):
     def make_signature(
         self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
     ) -> CallResult:
-        from scapy.layers.ntlm import NTLMSSP
-
         ctx = self._lookup(handle)
         if isinstance(ctx, CallResult):
             return ctx
-        buffers = _buffers(message)
-        token = _output_token(buffers)
-        assert buffers is not None
-        msgs = [NTLMSSP.MIC_MSG(sign=_signed(b), data=_bytes(b)) for b in _data(buffers)]
+        buffers, token = output_token(message, "scapy returns a packet")
+        msgs = _mic_msgs(data_of(buffers))
         try:
             signature = bytes(ctx.ssp.GSS_GetMICEx(ctx.context, msgs, qop_req=qop))
         except Exception as exc:  # noqa: BLE001 - every scapy failure becomes a status
             return status_of("GSS_GetMICEx", exc)
-        _write_token(token, signature)
+        write_signature(token, signature)
         return CallResult(S.SEC_E_OK)
 
     def verify_signature(
         self, handle: Handle, message: SecBufferDesc | None, seqno: int
     ) -> CallResult:
-        from scapy.layers.ntlm import NTLMSSP
-
-        ctx = self._lookup(handle)
-        if isinstance(ctx, CallResult):
-            return ctx
-        buffers = _buffers(message)
-        token = _input_token(buffers)
-        assert buffers is not None
-        signature = self._signature(_bytes(token))
-        if isinstance(signature, CallResult):
-            return signature
-        msgs = [NTLMSSP.MIC_MSG(sign=_signed(b), data=_bytes(b)) for b in _data(buffers)]
+        opened = self._received(handle, message)
+        if isinstance(opened, CallResult):
+            return opened
+        ctx, data, signature = opened
+        msgs = _mic_msgs(data)
         try:
             ctx.ssp.GSS_VerifyMICEx(ctx.context, msgs, signature)
         except Exception as exc:  # noqa: BLE001 - every scapy failure becomes a status
@@ -401,48 +332,29 @@ class ScapyAdapter(Adapter):
     def encrypt_message(
         self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
     ) -> CallResult:
-        from scapy.layers.ntlm import NTLMSSP
-
         ctx = self._lookup(handle)
         if isinstance(ctx, CallResult):
             return ctx
-        buffers = _buffers(message)
-        token = _output_token(buffers)
-        assert buffers is not None
-        data = _data(buffers)
-        conf = qop != SECQOP_WRAP_NO_ENCRYPT
-        msgs = [
-            NTLMSSP.WRAP_MSG(conf_req_flag=conf and _encrypted(b), sign=_signed(b), data=_bytes(b))
-            for b in data
-        ]
+        buffers, token = output_token(message, "scapy returns a packet")
+        data = data_of(buffers)
+        msgs = _wrap_msgs(data, conf=qop != SECQOP_WRAP_NO_ENCRYPT)
         try:
             wrapped, signature = ctx.ssp.GSS_WrapEx(ctx.context, msgs, qop_req=qop)
             raw = bytes(signature)
         except Exception as exc:  # noqa: BLE001 - every scapy failure becomes a status
             return status_of("GSS_WrapEx", exc)
         self._copy_back(data, msgs, wrapped)
-        _write_token(token, raw)
+        write_signature(token, raw)
         return CallResult(S.SEC_E_OK)
 
     def decrypt_message(
         self, handle: Handle, message: SecBufferDesc | None, seqno: int
     ) -> CallResult:
-        from scapy.layers.ntlm import NTLMSSP
-
-        ctx = self._lookup(handle)
-        if isinstance(ctx, CallResult):
-            return ctx
-        buffers = _buffers(message)
-        token = _input_token(buffers)
-        assert buffers is not None
-        signature = self._signature(_bytes(token))
-        if isinstance(signature, CallResult):
-            return signature
-        data = _data(buffers)
-        msgs = [
-            NTLMSSP.WRAP_MSG(conf_req_flag=_encrypted(b), sign=_signed(b), data=_bytes(b))
-            for b in data
-        ]
+        opened = self._received(handle, message)
+        if isinstance(opened, CallResult):
+            return opened
+        ctx, data, signature = opened
+        msgs = _wrap_msgs(data, conf=True)
         try:
             ctx.ssp.GSS_UnwrapEx(ctx.context, msgs, signature)
             result = CallResult(S.SEC_E_OK)
@@ -452,20 +364,26 @@ class ScapyAdapter(Adapter):
         return result
 
     def delete_context(self, handle: Handle) -> CallResult:
-        if self._contexts.pop(handle, None) is None:
-            return CallResult(S.SEC_E_INVALID_HANDLE, detail="not in the adapter's handle table")
-        return CallResult(S.SEC_E_OK)
+        return self._remove(handle)
 
     # -- helpers ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _signature(raw: bytes) -> Any:
+    def _received(
+        self, handle: Handle, message: SecBufferDesc | None
+    ) -> tuple[_Context, list[SecBuffer], Any] | CallResult:
+        """The context, the DATA buffers and the received TOKEN dissected by scapy as an
+        NTLMSSP_MESSAGE_SIGNATURE (of any length: scapy judges it)."""
         from scapy.layers.ntlm import NTLMSSP_MESSAGE_SIGNATURE
 
+        ctx = self._lookup(handle)
+        if isinstance(ctx, CallResult):
+            return ctx
+        buffers, token = input_token(message, "scapy")
         try:
-            return NTLMSSP_MESSAGE_SIGNATURE(raw)
+            signature = NTLMSSP_MESSAGE_SIGNATURE(as_bytes(token))
         except Exception as exc:  # noqa: BLE001 - every scapy failure becomes a status
             return status_of("NTLMSSP_MESSAGE_SIGNATURE", exc)
+        return ctx, data_of(buffers), signature
 
     @staticmethod
     def _copy_back(data: list[SecBuffer], sent: list[Any], returned: list[Any]) -> None:

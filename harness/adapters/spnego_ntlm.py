@@ -33,7 +33,6 @@ cannot):
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import struct
 import tempfile
@@ -52,11 +51,21 @@ from harness.adapters.base import (
     ContextOptions,
     ContextPair,
     Handle,
+    HandleTable,
     Party,
+    RecordingParty,
     handshake,
 )
+from harness.adapters.byte_api import (
+    as_bytes,
+    buffers_of,
+    data_of,
+    joined,
+    refuse_attributes,
+    token_of,
+)
 from harness.sspi.buffers import SecBuffer, SecBufferDesc
-from harness.sspi.constants import SECQOP_WRAP_NO_ENCRYPT, BufferType
+from harness.sspi.constants import SECBUFFER_ATTRMASK, SECQOP_WRAP_NO_ENCRYPT, BufferType
 from harness.sspi.constants import SecStatus as S
 from harness.sspi.sizes import SecPkgContextSizes
 
@@ -169,9 +178,10 @@ class _Context:
     is_client: bool
 
 
-class _PyspnegoParty(Party):
+class _PyspnegoParty(RecordingParty):
     """A pyspnego client or server, created at its first step so that pyspnego's own errors
-    (e.g. a server without credentials) become statuses, not exceptions."""
+    (e.g. a server without credentials) become statuses, not exceptions. pyspnego's text for
+    a failed step is kept in ``error`` for ``establish``, not reported as ``detail``."""
 
     def __init__(
         self,
@@ -182,15 +192,14 @@ class _PyspnegoParty(Party):
         is_client: bool,
         user_file: str | None = None,
     ) -> None:
+        super().__init__()
         self.adapter = adapter
         self.create = create
         self.env = env
         self.is_client = is_client
         self.user_file = user_file
         self.proxy: ContextProxy | None = None
-        self.error = ""  # pyspnego's text when a step failed
-        self._handle: Handle | None = None
-        self._flags = 0
+        self._detail = ""  # pyspnego's text when a step failed (Party.detail)
 
     def step(self, token: bytes | None) -> tuple[int, bytes]:
         try:
@@ -200,14 +209,14 @@ class _PyspnegoParty(Party):
                 out = self.proxy.step(token)
                 complete = self.proxy.complete
         except Exception as exc:
-            status, self.error = _status_of(exc)
+            status, self._detail = _status_of(exc)
             self._finish()
             return status, b""
         out = out or b""
         if not complete:
             return S.SEC_I_CONTINUE_NEEDED, out
         self._flags = _authenticate_flags(out if self.is_client else token)
-        self._handle = self.adapter._register(_Context(self.proxy, self.is_client))
+        self._handle = self.adapter._add(_Context(self.proxy, self.is_client))
         self._finish()
         return S.SEC_E_OK, out
 
@@ -218,17 +227,8 @@ class _PyspnegoParty(Party):
             self.user_file = None
 
     @property
-    def handle(self) -> Handle:
-        if self._handle is None:
-            raise AdapterError("the handshake is not complete")
-        return self._handle
-
-    @property
-    def flags(self) -> int:
-        return self._flags
-
-    @property
     def exported_session_key(self) -> bytes | None:
+        """pyspnego's session key, once the context is complete."""
         if self.proxy is None or not self.proxy.complete:
             return None
         return self.proxy.session_key or None
@@ -237,15 +237,12 @@ class _PyspnegoParty(Party):
 def _buffers(message: SecBufferDesc | None) -> list[SecBuffer]:
     """The descriptor's buffers; pyspnego takes Python objects, so a NULL descriptor or array
     (Capability.RAW_DESCRIPTORS, not claimed) cannot be passed to it."""
-    if message is None or message.buffers is None:
+    buffers = buffers_of(message)
+    if buffers is None:
         raise CannotExpress(
             "pyspnego takes Python byte strings: a NULL descriptor cannot be passed"
         )
-    return message.buffers[: message.c_buffers]
-
-
-def _bytes(buf: SecBuffer) -> bytes:
-    return bytes(buf.data[: buf.cb_buffer]) if buf.data is not None else b""
+    return buffers
 
 
 def _replace(buf: SecBuffer, data: bytes) -> None:
@@ -277,7 +274,7 @@ def _iov_type(buf: SecBuffer) -> int:
     return IOV_TYPE[buf.kind]
 
 
-class PyspnegoAdapter(Adapter):
+class PyspnegoAdapter(HandleTable[_Context], Adapter):
     name = "pyspnego"
     description = "pyspnego's pure-Python NTLM (spnego NTLMProxy), in-process"
     capabilities = (
@@ -294,9 +291,11 @@ class PyspnegoAdapter(Adapter):
         | Capability.SERVER
     )
 
+    handle_tag = HANDLE_TAG
+    unknown_handle = "adapter: no pyspnego context under this handle (pyspnego has no handles)"
+
     def __init__(self) -> None:
-        self._contexts: dict[Handle, _Context] = {}
-        self._ids = itertools.count(1)
+        super().__init__()
         self._user_files: set[str] = set()
 
     @classmethod
@@ -383,25 +382,14 @@ class PyspnegoAdapter(Adapter):
             )
 
     def establish(self, options: ContextOptions) -> ContextPair | CallResult:
-        """The default handshake, with pyspnego's own error text added to a failure."""
+        """The default handshake (a failure carries pyspnego's own text via Party.detail), then
+        the parties' temporary files are removed."""
         client, server = self.client(options), self.server(options)
         result = handshake(client, server)
-        if isinstance(result, CallResult):
-            errors = [
-                f"{role}: {party.error}"
-                for role, party in (("client", client), ("server", server))
-                if isinstance(party, _PyspnegoParty) and party.error
-            ]
-            result.detail = "; ".join([result.detail, *errors])
         for party in (client, server):
             if isinstance(party, _PyspnegoParty):
                 party._finish()
         return result
-
-    def _register(self, context: _Context) -> Handle:
-        handle = Handle(next(self._ids), HANDLE_TAG)
-        self._contexts[handle] = context
-        return handle
 
     def _remove_user_file(self, path: str) -> None:
         self._user_files.discard(path)
@@ -412,16 +400,6 @@ class PyspnegoAdapter(Adapter):
             self._remove_user_file(path)
         self._contexts.clear()
 
-    def _lookup(self, handle: Handle) -> _Context | CallResult:
-        """The context under a handle; pyspnego has no handles, so the table answers."""
-        context = self._contexts.get(handle)
-        if context is None:
-            return CallResult(
-                S.SEC_E_INVALID_HANDLE,
-                detail="adapter: no pyspnego context under this handle (pyspnego has no handles)",
-            )
-        return context
-
     @staticmethod
     def _call(fn: Callable[[], Any]) -> tuple[Any, CallResult | None]:
         """Run one pyspnego call; its exception becomes a status through the table."""
@@ -430,6 +408,11 @@ class PyspnegoAdapter(Adapter):
         except Exception as exc:
             status, text = _status_of(exc)
             return None, CallResult(status, detail=text)
+
+    def _header_size(self, context: _Context) -> int:
+        """pyspnego's signature/header size (0 if it cannot say), to check a TOKEN against."""
+        sizes, failed = self._call(context.proxy.query_message_sizes)
+        return sizes.header if failed is None else 0
 
     # -- SSPI functions ---------------------------------------------------------------------
 
@@ -457,27 +440,23 @@ class PyspnegoAdapter(Adapter):
     ) -> tuple[bytes, SecBuffer]:
         """The message MakeSignature/VerifySignature pass to pyspnego, and the TOKEN buffer."""
         buffers = _buffers(message)
-        data = [b for b in buffers if b.kind == BufferType.DATA]
-        if any(b.flags for b in data):
-            raise CannotExpress(
-                "pyspnego's sign()/verify() take one byte string: READONLY and "
-                "READONLY_WITH_CHECKSUM attributes cannot be expressed"
-            )
-        token = next((b for b in buffers if b.kind == BufferType.TOKEN), None)
+        data = data_of(buffers)
+        why = "pyspnego's sign()/verify() take one byte string"
+        refuse_attributes(data, why, mask=SECBUFFER_ATTRMASK)
+        token = token_of(buffers)
         if token is None:
             raise CannotExpress(
                 "no SECBUFFER_TOKEN: pyspnego's sign() returns the signature and verify() "
                 "takes it as an argument, so there is no call to make without one"
             )
         if output:
-            header, failed = self._call(context.proxy.query_message_sizes)
-            size = header.header if failed is None else 0
+            size = self._header_size(context)
             if token.cb_buffer < size:
                 raise CannotExpress(
                     f"the TOKEN holds {token.cb_buffer} bytes and pyspnego's signature is "
                     f"{size}: sign() returns new bytes, it has no output buffer to reject"
                 )
-        return b"".join(_bytes(b) for b in data), token
+        return joined(data), token
 
     def make_signature(
         self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
@@ -501,7 +480,7 @@ class PyspnegoAdapter(Adapter):
         if isinstance(context, CallResult):
             return context
         data, token = self._signature_parts(context, message, output=False)
-        qop, failed = self._call(lambda: context.proxy.verify(data, _bytes(token)))
+        qop, failed = self._call(lambda: context.proxy.verify(data, as_bytes(token)))
         if failed is not None:
             return failed
         return CallResult(S.SEC_E_OK, qop=int(qop))
@@ -513,7 +492,7 @@ class PyspnegoAdapter(Adapter):
         iov: list[tuple[int, bytes | int]] = []
         for buf in buffers:
             kind = _iov_type(buf)
-            iov.append((kind, buf.cb_buffer if sealing and kind == IOV_HEADER else _bytes(buf)))
+            iov.append((kind, buf.cb_buffer if sealing and kind == IOV_HEADER else as_bytes(buf)))
         return iov
 
     def encrypt_message(
@@ -525,8 +504,7 @@ class PyspnegoAdapter(Adapter):
             return context
         buffers = _buffers(message)
         iov = self._iov(buffers, sealing=True)
-        header, failed = self._call(context.proxy.query_message_sizes)
-        size = header.header if failed is None else 0
+        size = self._header_size(context)
         for buf in buffers:
             if buf.kind == BufferType.TOKEN and buf.cb_buffer < size:
                 raise CannotExpress(
@@ -577,9 +555,4 @@ class PyspnegoAdapter(Adapter):
 
     def delete_context(self, handle: Handle) -> CallResult:
         """Drop the table entry: pyspnego has nothing to delete (the proxy is garbage)."""
-        if self._contexts.pop(handle, None) is None:
-            return CallResult(
-                S.SEC_E_INVALID_HANDLE,
-                detail="adapter: no pyspnego context under this handle (pyspnego has no handles)",
-            )
-        return CallResult(S.SEC_E_OK)
+        return self._remove(handle)

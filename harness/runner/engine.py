@@ -250,7 +250,8 @@ def sanity_notes(records: list[dict[str, Any]]) -> list[str]:
         start, end = outcomes.get("sanity[start]"), outcomes.get("sanity[end]")
         if start is not None and start not in healthy:
             notes.append(
-                f"{adapter}: the opening sanity check ended {start}; every result is suspect"
+                f"{adapter}: the opening sanity check ended {start}: the basic conversation "
+                "does not work, so other results may share its cause"
             )
         elif end is not None and end not in healthy:
             notes.append(
