@@ -216,7 +216,10 @@ def _deviations(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per adapter, its cases that did not pass alone or against the reference."""
     out: dict[str, list[dict[str, Any]]] = {}
     for c in cases:
-        if c["kind"] in ("conformance", "vs-reference") and c["outcome"] not in ("PASS",):
+        if c["kind"] in ("conformance", "vs-reference") and c["outcome"] not in (
+            "PASS",
+            "UNSUPPORTED",
+        ):
             out.setdefault(c["adapter"], []).append(c)
     return [{"adapter": a, "cases": out[a]} for a in sorted(out)]
 
