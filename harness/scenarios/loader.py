@@ -29,7 +29,7 @@ ID_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 OPS = {"sizes", "sign", "verify", "seal", "unseal", "delete"}
 BUFFER_FLAGS = {"READONLY": 0x80000000, "READONLY_WITH_CHECKSUM": 0x10000000}
 
-_SCENARIO_KEYS = {"id", "title", "source", "steps", "needs", "variants", "context"}
+_SCENARIO_KEYS = {"id", "title", "source", "steps", "needs", "variants", "context", "params"}
 _STEP_KEYS = {
     "op",
     "by",
@@ -112,6 +112,57 @@ def _buffer(where: str, raw: object) -> BufferSpec:
     )
 
 
+SIZE_MEMBERS = {"cbMaxToken", "cbMaxSignature", "cbBlockSize", "cbSecurityTrailer"}
+
+
+def _sizes(where: str, raw: object) -> dict[str, dict[str, int]] | None:
+    """``{cbMaxSignature = 16}`` for every profile, or ``{documented = {...}, windows = {...}}``."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise _fail(where, "expect_sizes must be a table")
+    by_profile = raw if set(raw) <= set(PROFILES) else {"documented": raw}
+    if "documented" not in by_profile:
+        raise _fail(where, "expect_sizes per profile needs a 'documented' entry")
+    for members in by_profile.values():
+        if not isinstance(members, dict) or set(members) - SIZE_MEMBERS:
+            raise _fail(
+                where, f"expect_sizes members must be among {', '.join(sorted(SIZE_MEMBERS))}"
+            )
+    return {profile: dict(members) for profile, members in by_profile.items()}
+
+
+def _substitute(value: Any, values: dict[str, object]) -> Any:
+    """Put parameter values into a raw step: "{name}" alone keeps the value's type."""
+    if isinstance(value, str):
+        for name, item in values.items():
+            if value == "{" + name + "}":
+                return item
+            value = value.replace("{" + name + "}", str(item))
+        return value
+    if isinstance(value, list):
+        return [_substitute(v, values) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, values) for k, v in value.items()}
+    return value
+
+
+def _combinations(where: str, raw: object) -> list[dict[str, object]]:
+    """Every combination of the scenario's ``params`` (a table of name = [values])."""
+    if raw is None:
+        return [{}]
+    if not isinstance(raw, dict) or not raw:
+        raise _fail(where, "params must be a table of name = [values]")
+    combos: list[dict[str, object]] = [{}]
+    for name, choices in raw.items():
+        if not re.match(r"^[a-z][a-z0-9_]*$", name):
+            raise _fail(where, f"param name {name!r} must be lower_snake_case")
+        if not isinstance(choices, list) or not choices:
+            raise _fail(where, f"param {name!r} needs a non-empty list of values")
+        combos = [{**c, name: choice} for c in combos for choice in choices]
+    return combos
+
+
 def _step(where: str, raw: object) -> Step:
     if not isinstance(raw, dict):
         raise _fail(where, "a step must be a table")
@@ -142,7 +193,7 @@ def _step(where: str, raw: object) -> Step:
         save=raw.get("save"),
         expect=None if expect is None else _expectation(where, expect, raw.get("evidence")),
         expect_buffers=expect_buffers,
-        expect_sizes=raw.get("expect_sizes"),
+        expect_sizes=_sizes(where, raw.get("expect_sizes")),
         expect_unchanged=bool(raw.get("expect_unchanged", False)),
     )
 
@@ -173,17 +224,27 @@ def _scenario(where: str, raw: dict[str, Any], group: str) -> Scenario:
     unknown_options = set(context) - {f.name for f in dataclasses.fields(VARIANTS["ntlmv2"][0])}
     if unknown_options:
         raise _fail(where, f"unknown context option(s) {', '.join(sorted(unknown_options))}")
+    params = raw.get("params")
+    expansions = []
+    for values in _combinations(where, params):
+        label = ",".join(f"{k}={v}" for k, v in values.items())
+        concrete = _substitute(steps, values)
+        parsed = tuple(
+            _step(f"{where} {label} step {i}".replace("  ", " "), s) for i, s in enumerate(concrete)
+        )
+        expansions.append((tuple(values.items()), parsed))
     return Scenario(
         id=sid,
         title=str(raw.get("title", sid)),
         source_ref=str(source["ref"]),
         source_quote=str(source["quote"]),
         source_url=str(source.get("url", "")),
-        steps=tuple(_step(f"{where} step {i}", s) for i, s in enumerate(steps)),
+        steps=expansions[0][1],
         needs=needs,
         variants=variants,
         context=dict(context),
         group=group,
+        expansions=tuple(expansions) if params is not None else (),
     )
 
 
@@ -207,16 +268,29 @@ def load_scenarios(paths: list[Path] | None = None) -> list[Scenario]:
 
 
 def expand(scenario: Scenario) -> list[Case]:
-    """One case per variant, with the scenario's context options applied."""
+    """One case per variant and parameter combination, with the context options applied.
+
+    Ids read ``scenario[variant]``, or ``scenario[variant,name=value]`` when parameterised.
+    """
     cases = []
+    expansions = scenario.expansions or (((), scenario.steps),)
     for variant in scenario.variants:
         options, needs = VARIANTS[variant]
         options = dataclasses.replace(options, **scenario.context)  # type: ignore[arg-type]
         if options.datagram:
             needs |= Capability.DATAGRAM
-        cases.append(
-            Case(f"{scenario.id}[{variant}]", scenario, variant, options, scenario.needs | needs)
-        )
+        for values, steps in expansions:
+            label = "".join(f",{k}={v}" for k, v in values)
+            cases.append(
+                Case(
+                    f"{scenario.id}[{variant}{label}]",
+                    scenario,
+                    variant,
+                    options,
+                    scenario.needs | needs,
+                    steps,
+                )
+            )
     return cases
 
 

@@ -60,7 +60,7 @@ class Step:
     save: str | None = None
     expect: Expectation | None = None
     expect_buffers: tuple[tuple[int, str], ...] = ()  # (index, hex) after the call
-    expect_sizes: dict[str, int] | None = None
+    expect_sizes: dict[str, dict[str, int]] | None = None  # profile -> expected members
     expect_unchanged: bool = False  # a failed call must leave every buffer as it was given
 
 
@@ -76,6 +76,8 @@ class Scenario:
     variants: tuple[str, ...] = tuple(VARIANTS)
     context: dict[str, object] = field(default_factory=dict)
     group: str = ""
+    # Parameterised scenarios: one (values, steps) pair per combination of parameter values.
+    expansions: tuple[tuple[tuple[tuple[str, object], ...], tuple[Step, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,3 +89,4 @@ class Case:
     variant: str
     options: ContextOptions
     needs: Capability
+    steps: tuple[Step, ...] = ()
