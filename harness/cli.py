@@ -97,8 +97,33 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the runs against the reference and the interop matrix",
     )
+    run.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="FILE",
+        help="gate on a reviewed baseline: exit 1 on a regression or an unexpected pass",
+    )
 
     sub.add_parser("adapters", help="list adapters, availability and capabilities")
+
+    baseline = sub.add_parser("baseline", help="baselines of expected outcomes, for CI gating")
+    bsub = baseline.add_subparsers(dest="baseline_command", required=True, parser_class=_Parser)
+    update = bsub.add_parser("update", help="write the outcomes of a run as the new baseline")
+    update.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        default=Path("reports"),
+        metavar="DIR",
+        help="the run's output folder (default: reports)",
+    )
+    update.add_argument(
+        "--out",
+        type=Path,
+        default=Path("sspi-baseline.json"),
+        metavar="FILE",
+        help="baseline file to write (reasons of unchanged entries are kept)",
+    )
 
     vectors = sub.add_parser(
         "vectors", help="golden vectors: lint files, replay against an adapter"
@@ -194,6 +219,38 @@ def _write_reports(out: Path, records: list[dict[str, Any]], summary: dict[str, 
     write_html(records, summary, out / "index.html")
 
 
+def _load_baseline(path: Path) -> Any:
+    from harness.report.baseline import BaselineError, load_baseline
+
+    try:
+        return load_baseline(path)
+    except BaselineError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _cmd_baseline(args: argparse.Namespace) -> int:
+    """``baseline update``: the failing outcomes of a run become the expected ones."""
+    import json
+
+    from harness.report.baseline import baseline_from, keep_reasons, write_baseline
+
+    results = args.source / "results.jsonl"
+    if not results.is_file():
+        raise UsageError(f"{results} does not exist (run 'sspi-harness run --out {args.source}')")
+    records = []
+    for number, line in enumerate(results.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise UsageError(f"{results}:{number}: not a JSON record") from None
+    old = _load_baseline(args.out) if args.out.exists() else None
+    data = keep_reasons(baseline_from(records), old)
+    write_baseline(data, args.out)
+    count = sum(len(v) for v in data["adapters"].values())
+    print(f"wrote {args.out}: {count} expected failures over {len(data['adapters'])} adapters")
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from harness.adapters.registry import load_adapter
     from harness.report import summarize
@@ -213,6 +270,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cases = load_catalogue()
     except CatalogueError as exc:
         raise UsageError(f"scenario catalogue: {exc}") from None
+    baseline = _load_baseline(args.baseline) if args.baseline else None
     adapters = _adapter_classes(args.adapter, isolate=args.isolate, timeout=args.timeout)
     jobs = _select(
         plan_jobs(
@@ -256,7 +314,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
         profile=args.profile,
     )
     summary["notes"] = sanity_notes(store.records)
+    verdict = None
+    if baseline is not None:
+        from harness.report.baseline import gate
+
+        verdict = gate(store.records, baseline)
+        summary["gate"] = {
+            "baseline": str(args.baseline),
+            "expected_failures": verdict.expected_failures,
+            "regressions": len(verdict.regressions),
+            "unexpected_passes": len(verdict.unexpected_passes),
+        }
     _write_reports(args.out, store.records, summary)
+    if verdict is not None:
+        for line in verdict.lines():
+            print(line, file=sys.stderr)
     if not args.quiet or interrupted:
         for name, counts in summary["adapters"].items():
             text = ", ".join(f"{k} {v}" for k, v in counts.items())
@@ -277,6 +349,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if verdict is not None:
+        gate_text = "passed" if verdict.ok else "failed"
+        print(
+            f"gate {gate_text}: {len(verdict.regressions)} regressions, "
+            f"{len(verdict.unexpected_passes)} unexpected passes, "
+            f"{verdict.expected_failures} expected failures",
+            file=sys.stderr,
+        )
+        return 0 if verdict.ok else 1
     failed = any(r.get("outcome") in failing_outcomes for r in store.records)
     return 1 if failed else 0
 
@@ -361,7 +442,12 @@ def _cmd_vectors(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        command = {"run": _cmd_run, "adapters": _cmd_adapters, "vectors": _cmd_vectors}
+        command = {
+            "run": _cmd_run,
+            "adapters": _cmd_adapters,
+            "vectors": _cmd_vectors,
+            "baseline": _cmd_baseline,
+        }
         return command[args.command](args)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

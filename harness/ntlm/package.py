@@ -108,6 +108,7 @@ class NtlmPackage:
 
     def __init__(self) -> None:
         self._contexts: dict[Handle, Context] = {}
+        self._deleted: set[Handle] = set()
         self._ids = itertools.count(1)
 
     def add(self, established: Established, *, is_client: bool) -> Handle:
@@ -119,10 +120,12 @@ class NtlmPackage:
         return self._contexts.get(handle)
 
     def delete_context(self, handle: Handle) -> S:
-        """DeleteSecurityContext: SEC_E_INVALID_HANDLE for an unknown or deleted handle."""
-        if self._contexts.pop(handle, None) is None:
-            return S.SEC_E_INVALID_HANDLE
-        return S.SEC_E_OK
+        """DeleteSecurityContext: "If the function succeeds or the handle has already been
+        deleted, the return value is SEC_E_OK"; a handle never issued is SEC_E_INVALID_HANDLE."""
+        if self._contexts.pop(handle, None) is not None:
+            self._deleted.add(handle)
+            return S.SEC_E_OK
+        return S.SEC_E_OK if handle in self._deleted else S.SEC_E_INVALID_HANDLE
 
     def query_sizes(self, handle: Handle) -> tuple[S, SecPkgContextSizes | None]:
         """SECPKG_ATTR_SIZES. cbMaxSignature is 0 when integrity was not negotiated ("If the
