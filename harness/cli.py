@@ -106,6 +106,13 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("adapters", help="list adapters, availability and capabilities")
 
+    mutants = sub.add_parser(
+        "mutants", help="run the catalogue against deliberately broken adapters: mutation score"
+    )
+    mutants.add_argument("names", nargs="*", metavar="NAME", help="mutants to run (default all)")
+    mutants.add_argument("--profile", choices=("documented", "windows"), default="documented")
+    mutants.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+
     baseline = sub.add_parser("baseline", help="baselines of expected outcomes, for CI gating")
     bsub = baseline.add_subparsers(dest="baseline_command", required=True, parser_class=_Parser)
     update = bsub.add_parser("update", help="write the outcomes of a run as the new baseline")
@@ -249,6 +256,23 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     count = sum(len(v) for v in data["adapters"].values())
     print(f"wrote {args.out}: {count} expected failures over {len(data['adapters'])} adapters")
     return 0
+
+
+def _cmd_mutants(args: argparse.Namespace) -> int:
+    """Mutation score: every shipped mutant must be killed by some case."""
+    import json
+
+    from harness.mutation import run_mutants
+
+    try:
+        report = run_mutants(profile=args.profile, names=args.names or None)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    for line in report.lines():
+        print(line)
+    if args.json:
+        args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    return 0 if report.ok else 1
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -447,6 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "adapters": _cmd_adapters,
             "vectors": _cmd_vectors,
             "baseline": _cmd_baseline,
+            "mutants": _cmd_mutants,
         }
         return command[args.command](args)
     except UsageError as exc:

@@ -147,3 +147,10 @@ def test_reproducer_command_selects_exactly_its_case(tmp_path: Path) -> None:
         assert _run(*argv, "--out", str(again), "--quiet") == 0
         lines = (again / "results.jsonl").read_text().splitlines()
         assert [json.loads(line)["case"] for line in lines] == [record["case"]]
+
+
+def test_mutants_command_reports_the_score(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run("mutants", "mutant-accepts-replays") == 0
+    out = capsys.readouterr().out
+    assert "mutant-accepts-replays" in out and "killed" in out and "1/1 killed (100.0%)" in out
+    assert _run("mutants", "mutant-nope") == 2
