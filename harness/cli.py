@@ -7,7 +7,6 @@ never a traceback), 130 interrupted (what finished is kept and reported).
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import sys
 import time
 from collections.abc import Sequence
@@ -96,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
         "--no-peers",
         action="store_true",
         help="skip the runs against the reference and the interop matrix",
+    )
+    run.add_argument(
+        "--properties",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after the catalogue, run the hypothesis state machine with N examples per adapter",
     )
     run.add_argument(
         "--baseline",
@@ -195,11 +201,10 @@ def _adapter_classes(
 
 
 def _select(jobs: list[Any], patterns: list[str] | None) -> list[Any]:
-    """Jobs whose id equals a pattern, else whose id or case id matches it as a glob.
+    from harness.report.baseline import case_matches
 
-    Exact ids come first because ids contain brackets, which are glob syntax, and because a
-    reproducer names exactly one job.
-    """
+    """Jobs whose id equals a pattern, else whose id matches it as a glob (``*`` and ``?``
+    only: the brackets of case ids stand for themselves), or whose case id equals it."""
     if not patterns:
         return jobs
     chosen = []
@@ -208,7 +213,7 @@ def _select(jobs: list[Any], patterns: list[str] | None) -> list[Any]:
         chosen += exact or [
             j
             for j in jobs
-            if fnmatch.fnmatchcase(j.id, pattern)
+            if case_matches(pattern, j.id)
             or (j.kind == "conformance" and j.planned.case.id == pattern)
         ]
     if not chosen:
@@ -275,6 +280,32 @@ def _cmd_mutants(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _property_phase(adapters: dict[str, Any], store: Any, examples: int, *, peers: bool) -> None:
+    """The hypothesis conformance machine per adapter: alone, and against the reference in
+    each role the adapter can play."""
+    from harness.adapters.base import Capability
+    from harness.conformance import property_phase
+    from harness.runner.worker import WorkerAdapter
+
+    for name, cls in adapters.items():
+        if issubclass(cls, WorkerAdapter):  # the machine runs in-process: use the real class
+            from harness.adapters.registry import load_adapter
+
+            cls = load_adapter(cls.target)
+        roles: list[str | None] = [None]
+        if peers and name != "reference":
+            roles += [
+                r
+                for r, c in (("client", Capability.CLIENT), ("server", Capability.SERVER))
+                if c in cls.capabilities
+            ]
+        for role in roles:
+            record = property_phase(cls, examples=examples, role=role)
+            record["adapter"] = name
+            if (name, record["case"]) not in store.done:
+                store.append(record)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from harness.adapters.registry import load_adapter
     from harness.report import summarize
@@ -322,6 +353,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     broken = ""
     try:
         run_jobs(jobs, pool, store, profile=args.profile, on_case=progress.advance)
+        if args.properties > 0:
+            _property_phase(adapters, store, args.properties, peers=not args.no_peers)
     except KeyboardInterrupt:
         interrupted = True
     except Exception as exc:  # a harness bug: keep what finished, then say so in one line

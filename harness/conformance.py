@@ -9,21 +9,28 @@ An SSP author calls it in one line from their own suite (docs/conformance-test.m
 The machine establishes a context pair (the adapter alone, or one role against a peer that is
 the reference by default), then interleaves: sign or seal a random message at either end,
 verify or unseal the next one in flight at the other, tamper with it first, replay one already
-delivered, deliver a later one first, delete a context and use its handle. When the exported
-session key is known (``ContextPair.exported_session_key`` and the negotiated flags), a shadow
-pair in the reference (``ReferenceAdapter.from_session_key``) repeats every call, and the
-adapter's signatures, ciphertexts and plaintexts must equal the shadow's byte for byte, its
-accept/reject decisions too. When the key is unknown, only round trips and the rules of
-MS-NLMP §3.4 that need no key are checked.
+delivered, deliver a later one first, query the sizes, use a forged handle, delete a context
+and use its handle (then start a fresh pair). When the exported session key is known
+(``ContextPair.exported_session_key`` and the negotiated flags), a shadow pair in the reference
+(``ReferenceAdapter.from_session_key``) repeats every call: the adapter's signatures,
+ciphertexts and plaintexts must equal the shadow's byte for byte, and it must accept and reject
+what the shadow does. When the key is unknown, round trips and the rules of MS-NLMP §3.4 that
+need no key are checked. On every call: read-only buffers are never written, and a failed
+DecryptMessage changes nothing.
 
 Statuses: a failing call must fail where the reference fails, but the failure status itself is
 compared only with ``strict_statuses=True``: the catalogue (harness/scenarios) judges exact
-statuses per profile with their evidence. A deleted handle must give SEC_E_INVALID_HANDLE in
-either mode (the DeleteSecurityContext and message-function pages name no other status).
+statuses per profile with their evidence. A deleted or forged handle must give
+SEC_E_INVALID_HANDLE in either mode (the message-function pages name no other status for it).
+
+Left to the catalogue, because the documents or Windows disagree or say nothing: contexts
+without integrity or confidentiality, fQOP other than 0, bare SECBUFFER_READONLY buffers,
+TOKENs longer than 16 bytes, malformed descriptors.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass, replace
@@ -35,7 +42,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
-    invariant,
     precondition,
     rule,
     run_state_machine_as_test,
@@ -64,8 +70,9 @@ from harness.sspi.constants import (
     status_name,
 )
 from harness.strategies import (
-    ATTRIBUTES,
+    BUFFER_MUTATIONS,
     SIGNATURE_SIZE,
+    VARIANTS,
     BufferMutation,
     Extend,
     Reorder,
@@ -169,6 +176,10 @@ def _signed(buf: SecBuffer) -> bool:
     )
 
 
+def _name(adapter: Adapter) -> str:
+    return adapter.name or type(adapter).__name__
+
+
 def _hex(value: bytes | None) -> str:
     return "NULL" if value is None else value.hex() or "(empty)"
 
@@ -216,28 +227,31 @@ def _options_for(caps: Capability) -> st.SearchStrategy[ContextOptions]:
 
 
 def _attributes(caps: Capability, *, sealing: bool) -> tuple[int, ...]:
-    """The DATA attribute bits the adapter says it honours in signing or sealing."""
-    if not sealing:
-        return ATTRIBUTES if Capability.SIGN_READONLY in caps else (0,)
-    out = [0]
-    if Capability.READONLY in caps:
-        out.append(SECBUFFER_READONLY)
-    if Capability.READONLY_WITH_CHECKSUM in caps:
-        out.append(SECBUFFER_READONLY_WITH_CHECKSUM)
-        if Capability.READONLY in caps:
-            out.append(SECBUFFER_READONLY | SECBUFFER_READONLY_WITH_CHECKSUM)
-    return tuple(out)
+    """The DATA attribute bits messages carry: READONLY_WITH_CHECKSUM where the adapter says it
+    honours it. Windows signs such buffers and does not encrypt them (Wine's ntlm.c four-buffer
+    vectors). A bare SECBUFFER_READONLY is left out: the seed says such a buffer "will not be
+    signed", MS-NLMP §3.4.6 that "for NTLMv2, all input data buffers are included in the
+    message signature", and no public test shows what Windows does (docs/divergences.md §4);
+    the catalogue covers both readings."""
+    needed = Capability.READONLY_WITH_CHECKSUM if sealing else Capability.SIGN_READONLY
+    return (0, SECBUFFER_READONLY_WITH_CHECKSUM) if needed in caps else (0,)
 
 
 def _fallbacks(opts: ContextOptions) -> list[ContextOptions]:
-    """``opts``, then plainer contexts to try when the adapter cannot express it."""
-    plain = replace(
-        opts, key_exchange=True, key_bits=128, datagram=False, lm_key=opts.ntlm_version == "v1"
-    )
-    out: list[ContextOptions] = []
-    for candidate in (opts, plain, replace(ContextOptions(), user=opts.user)):
-        if candidate not in out:
-            out.append(candidate)
+    """``opts``, then plainer contexts to try when the adapter cannot express it: the same
+    variant with common options, then each variant with the defaults."""
+    out: list[ContextOptions] = [opts]
+    for version in dict.fromkeys((opts.ntlm_version, *VARIANTS)):
+        plain = replace(
+            opts,
+            ntlm_version=version,
+            key_exchange=True,
+            key_bits=128,
+            datagram=False,
+            lm_key=version == "v1",  # NTLMv1 clients commonly ask for LM_KEY without ESS
+        )
+        if plain not in out:
+            out.append(plain)
     return out
 
 
@@ -268,27 +282,35 @@ def conformance_machine(
     else:
         options_strategy = options if options is not None else _options_for(caps)
     max_buffers = 4 if Capability.MULTIPLE_DATA in caps else 1
-    sign_messages = messages(
+    # Empty messages (one empty DATA buffer) get a share of their own: the edge case where a
+    # signature covers nothing but the sequence number.
+    empty = messages(max_buffers=1, max_size=0)
+    sign_messages = empty | messages(
         max_buffers=max_buffers,
         max_size=MAX_DATA_SIZE,
         attributes=_attributes(caps, sealing=False),
     )
-    seal_messages = messages(
+    seal_messages = empty | messages(
         max_buffers=max_buffers,
         max_size=MAX_DATA_SIZE,
         attributes=_attributes(caps, sealing=True),
     )
     seqnos = st.integers(0, 0xFFFFFFFF)
-    ends = st.sampled_from(ROLES)
+    ends = st.sampled_from(ROLES)  # who signs or seals
     # Tampering, replays and reordering are aimed at the adapter's own ends; the peer (the
     # reference) still signs, seals and receives to keep the conversation going.
+    # Any buffer mutation, or a byte of the signature itself (the last buffer of a message):
+    # each of its fields (Version, checksum, SeqNum) then gets the same share of tampers.
+    tampers = mutations(kinds=BUFFER_MUTATIONS) | st.builds(
+        XorByte, st.just(-1), st.integers(0, SIGNATURE_SIZE - 1), st.integers(1, 255)
+    )
     targets = ROLES if role is None else (role,)
     tested = st.sampled_from(targets)
     # A deleted handle reaches the implementation only where it has handles of its own
     # (Capability.BAD_HANDLES) or the adapter answers for it (HandleTable).
     use_after_delete = Capability.BAD_HANDLES in caps or issubclass(adapter_cls, HandleTable)
     where = "alone" if role is None else f"as {role} against {peer_cls.name or peer_cls.__name__}"
-    subject = adapter_cls.name or adapter_cls.__name__
+    subject = adapter_cls.name or adapter_cls.__name__  # for establishment, before instances
 
     class Conformance(RuleBasedStateMachine):
         """Sign, verify, seal, unseal, tamper, replay, reorder and delete, with invariants
@@ -326,6 +348,8 @@ def conformance_machine(
                     tried.append(f"{candidate}: {exc}")
                     note(f"cannot express {candidate}: {exc}")
                     continue
+                except ConformanceError:
+                    raise
                 except Exception as exc:
                     raise AdapterRaised(
                         f"establishing {candidate} {where}: {type(exc).__name__}: {exc}"
@@ -417,18 +441,19 @@ def conformance_machine(
                 raise AdapterRaised(f"{what}: {method} returned {result!r}, not a CallResult")
             got = status_name(result.status)
             note(f"{what}: {got}" + (f" ({result.detail})" if result.detail else ""))
-            self._check_hygiene(op, before, desc, result.status, what)
+            who = _name(end.adapter)
+            self._check_hygiene(op, before, desc, result.status, f"{what}: {who}")
             oracle = None
             if self.shadow is not None and end.shadow is not None:
                 mirror = before.copy()
                 oracle = _invoke(self.shadow, op, end.shadow, mirror, seqno)
-                self._compare(what, result, desc, oracle, mirror)
+                self._compare(f"{what}: {who}", result, desc, oracle, mirror)
             if status is not None and result.status != status:
-                self._fail(what, f"returned {got}, expected {status_name(status)}")
+                self._fail(f"{what}: {who}", f"returned {got}, expected {status_name(status)}")
             if accept is not None and (result.status == SecStatus.SEC_E_OK) != accept:
                 said = f"; the reference returns {status_name(oracle.status)}" if oracle else ""
                 wanted = "success" if accept else "a failure"
-                self._fail(what, f"returned {got}, expected {wanted}{said}")
+                self._fail(f"{what}: {who}", f"returned {got}, expected {wanted}{said}")
             return result
 
         def _compare(
@@ -480,7 +505,8 @@ def conformance_machine(
                 )
 
         def _fail(self, what: str, text: str) -> None:
-            raise ConformanceFailure(f"{what}: {subject} {text}")
+            """Raise the failure: ``what`` says the step and who answered."""
+            raise ConformanceFailure(f"{what} {text}")
 
         # -- sending ------------------------------------------------------------------------
 
@@ -499,7 +525,7 @@ def conformance_machine(
             if result is None or result.status != 0:
                 return
             if self.shadow is None:
-                self._check_sent(op, desc, plain, what)
+                self._check_sent(op, desc, plain, f"{what}: {_name(end.adapter)}")
             if self.ends[to].alive and to not in self.blocked:
                 self.pending[to].append(_Message(number, op, desc.copy(), plain, seqno, by))
 
@@ -550,17 +576,16 @@ def conformance_machine(
                 return False
             if genuine and _data(desc) != message.plain:
                 got = ", ".join(_hex(d) for d in _data(desc))
-                self._fail(what, f"accepted it but DATA holds {got}, not what was sent")
+                who = _name(self.ends[by].adapter)
+                self._fail(f"{what}: {who}", f"accepted it but DATA holds {got}, not what was sent")
             return True
 
         def _deliverable(self, by: str) -> bool:
             return self.ends[by].alive and by not in self.blocked
 
-        @precondition(lambda self: any(self.pending.values()))
-        @rule(by=ends)
-        def receive(self, by: str) -> None:
-            """VerifySignature / DecryptMessage of the next message in flight: must succeed
-            and give back what was sent."""
+        def _deliver(self, by: str) -> None:
+            """VerifySignature / DecryptMessage at ``by`` of the next message in flight: it
+            must succeed and give back what was sent."""
             queue = self.pending[by]
             if not queue or not self._deliverable(by):
                 return
@@ -572,6 +597,19 @@ def conformance_machine(
                 queue.clear()
             elif accepted:
                 self.delivered[by].append(queue.popleft())
+
+        # One rule per end, so that a rule is only drawn when it has something to receive.
+        @precondition(lambda self: bool(self.pending["client"]))
+        @rule()
+        def receive_at_client(self) -> None:
+            """The client takes the next message from the server."""
+            self._deliver("client")
+
+        @precondition(lambda self: bool(self.pending["server"]))
+        @rule()
+        def receive_at_server(self) -> None:
+            """The server takes the next message from the client."""
+            self._deliver("server")
 
         def _verdict(self, mutation: BufferMutation, message: _Message) -> tuple[bool, bool]:
             """(judged, must be rejected) for a tamper with ``message``.
@@ -601,7 +639,7 @@ def conformance_machine(
             return signed or self.shadow is not None, signed
 
         @precondition(lambda self: any(self.pending[r] for r in targets))
-        @rule(by=tested, mutation=mutations(kinds=("xor", "truncate", "extend")))
+        @rule(by=tested, mutation=tampers)
         def tamper(self, by: str, mutation: XorByte | Truncate | Extend) -> None:
             """Deliver a tampered copy of the next message: a change to signed bytes must be
             rejected, and a rejection must leave the genuine message deliverable."""
@@ -705,11 +743,12 @@ def conformance_machine(
             return None
 
         @precondition(lambda self: use_after_delete and bool(self.ends) and not self.forged)
-        @rule(forged=st.sampled_from([Handle.ZERO, Handle.GARBAGE]))
-        def forged_handle(self, forged: Handle) -> None:
+        @rule(kind=st.sampled_from(["zero", "garbage"]))
+        def forged_handle(self, kind: str) -> None:
             """A message call with a handle never issued (zeroed, garbage):
             SEC_E_INVALID_HANDLE. Once per example: the answer does not depend on state."""
             self.forged = True
+            forged = Handle.ZERO if kind == "zero" else Handle.GARBAGE
             probe = self._probe()
             if probe is None:
                 return
@@ -719,18 +758,19 @@ def conformance_machine(
             what = f"{op} with handle ({forged.lower:#x}, {forged.upper:#x}), never issued"
             self._call(fake, op, desc, 0, what, status=SecStatus.SEC_E_INVALID_HANDLE)
 
-        # -- invariants ---------------------------------------------------------------------
+        # -- sizes --------------------------------------------------------------------------
 
-        @invariant()
-        def sizes_agree(self) -> None:
-            """QueryContextAttributes(SIZES) on a live end: cbMaxSignature and
-            cbSecurityTrailer as the reference's (16 each with integrity, else 0)."""
-            if Capability.SIZES not in caps:
-                return
+        @precondition(lambda self: Capability.SIZES in caps and bool(self.ends))
+        @rule()
+        def sizes(self) -> None:
+            """QueryContextAttributes(SIZES) at the adapter's live ends: cbMaxSignature and
+            cbSecurityTrailer as the reference's (16 each with integrity, else 0). A rule, not
+            an invariant: the sizes of an NTLM context never change, and a rule shows in the
+            failing sequence only where it ran."""
             for end in self.ends.values():
                 if not (end.alive and end.tested):
                     continue
-                what = f"QueryContextAttributes(SIZES) at the {end.role}"
+                what = f"QueryContextAttributes(SIZES) at the {end.role}: {_name(end.adapter)}"
                 try:
                     result, sizes = end.adapter.query_sizes(end.handle)
                 except CannotExpress:
@@ -753,15 +793,15 @@ def conformance_machine(
                     )
 
         def teardown(self) -> None:
-            for end in self.ends.values():
-                if end.alive and end.tested:
-                    try:
+            """Delete what is left and close the adapters; cleanup is not judged."""
+            with contextlib.suppress(Exception):
+                for end in self.ends.values():
+                    if end.alive and end.tested:
                         end.adapter.delete_context(end.handle)
-                    except Exception:  # noqa: BLE001 - cleanup only; the run is judged already
-                        pass
             for adapter in (self.adapter, self.peer):
                 if adapter is not None:
-                    adapter.close()
+                    with contextlib.suppress(Exception):
+                        adapter.close()
 
     Conformance.__name__ = Conformance.__qualname__ = f"{adapter_cls.__name__}Conformance"
     return Conformance

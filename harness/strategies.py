@@ -2,7 +2,9 @@
 
 Plural-noun factories with keyword-only options, as Hypothesis's own strategies are. Every
 strategy shrinks toward the plainest value: the first of each choice listed (a DATA buffer,
-no attribute bits, NTLMv2, 128-bit keys), empty or short byte strings, few buffers, index 0.
+no attribute bits, NTLMv2, 128-bit keys), empty or short byte strings, few buffers, index 0
+(Hypothesis prefers fewer choices first, so where alternatives draw different numbers of
+values, the docstring says which wins).
 
 - ``buffer_types()``, ``buffer_flags()``, ``sec_buffers()`` and ``buffer_descriptors()`` build
   SecBuffer / SecBufferDesc models (harness.sspi), well-formed or deliberately malformed;
@@ -37,6 +39,7 @@ __all__ = [
     "ATTRIBUTES",
     "BUFFER_MUTATIONS",
     "DEFECTS",
+    "KINDS",
     "MUTATION_KINDS",
     "SIGNATURE_SIZE",
     "STREAM_MUTATIONS",
@@ -314,7 +317,7 @@ def _nonempty(desc: SecBufferDesc) -> list[int]:
 @dataclass(frozen=True)
 class XorByte:
     """XOR one byte with ``value``: of the ``buffer``-th non-empty buffer (modulo their
-    count), at ``offset`` (modulo its length)."""
+    count, so -1 is the last), at ``offset`` (modulo its length)."""
 
     buffer: int
     offset: int
@@ -342,8 +345,9 @@ class XorByte:
 
 @dataclass(frozen=True)
 class Truncate:
-    """Cut the ``buffer``-th non-empty buffer (modulo) to ``keep`` bytes (modulo its length,
-    so it always loses at least one byte); ``cbBuffer`` follows."""
+    """Cut the ``buffer``-th non-empty buffer (modulo their count, so -1 is the last) to
+    ``keep`` bytes (modulo its length, so it always loses at least one byte); ``cbBuffer``
+    follows."""
 
     buffer: int
     keep: int
@@ -371,8 +375,9 @@ class Truncate:
 
 @dataclass(frozen=True)
 class Extend:
-    """Append ``extra`` bytes to the ``buffer``-th buffer (modulo the count); ``cbBuffer``
-    follows. Extending the TOKEN past cbMaxSignature leaves the signature itself intact."""
+    """Append ``extra`` bytes to the ``buffer``-th buffer (modulo their count, so -1 is the
+    last); ``cbBuffer`` follows. Extending the TOKEN past cbMaxSignature leaves the signature
+    itself intact."""
 
     buffer: int
     extra: bytes
@@ -429,20 +434,22 @@ BUFFER_MUTATIONS: Final[tuple[str, ...]] = ("xor", "truncate", "extend")
 STREAM_MUTATIONS: Final[tuple[str, ...]] = ("replay", "reorder")
 MUTATION_KINDS: Final[tuple[str, ...]] = BUFFER_MUTATIONS + STREAM_MUTATIONS
 
-_INDEX = st.integers(0, 255)
+# Buffer indexes: negative ones count from the end (-1 is the TOKEN of ``messages()``).
+_INDEX = st.integers(-8, 255)
+_OFFSET = st.integers(0, 15) | st.integers(0, 1 << 16)  # often within a signature
 
 
 def _mutation(kind: str) -> st.SearchStrategy[Mutation]:
     if kind == "xor":
-        return st.builds(XorByte, _INDEX, st.integers(0, 1 << 16), st.integers(1, 255))
+        return st.builds(XorByte, _INDEX, _OFFSET, st.integers(1, 255))
     if kind == "truncate":
-        return st.builds(Truncate, _INDEX, st.integers(0, 1 << 16))
+        return st.builds(Truncate, _INDEX, _OFFSET)
     if kind == "extend":
         return st.builds(Extend, _INDEX, st.binary(min_size=1, max_size=32))
     if kind == "replay":
-        return st.builds(Replay, _INDEX)
+        return st.builds(Replay, st.integers(0, 255))
     if kind == "reorder":
-        return st.builds(Reorder, _INDEX)
+        return st.builds(Reorder, st.integers(0, 255))
     raise ValueError(f"unknown mutation kind {kind!r} (known: {', '.join(MUTATION_KINDS)})")
 
 

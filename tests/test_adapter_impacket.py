@@ -29,8 +29,11 @@ from harness.adapters.impacket_ntlm import (
     status_of,
 )
 from harness.adapters.reference import ReferenceAdapter
+from harness.cli import main
 from harness.ntlm.flags import NegotiateFlags as F
 from harness.ntlm.keys import sealkey
+from harness.report.baseline import gate, load_baseline
+from harness.runner.engine import plan, plan_jobs
 from harness.runner.executor import execute
 from harness.scenarios import load_catalogue
 from harness.sspi.buffers import SecBuffer, SecBufferDesc
@@ -337,82 +340,58 @@ def test_impacket_sealkey_weakens_the_key_without_ess() -> None:
     assert sealkey(flags, key, client_to_server=True) == key
 
 
-# -- the catalogue: impacket's deviation list ---------------------------------------------------
+# -- the catalogue, gated on the reviewed baseline ------------------------------------------------
 
-# (outcome, evidence in the message) for every non-PASS case, alone (impacket client, reference
-# server) and with the reference as the peer (whose mirror also compares impacket's bytes).
-TOKEN_REFUSED = "no TOKEN buffer of 16 bytes to receive the signature"
-FLAGS_REFUSED = "establish: impacket's getNTLMSSPType1 cannot request integrity, confidentiality"
-EXPECTED: dict[str, tuple[str, str]] = {
-    # A missing or short TOKEN has no impacket counterpart (it returns the signature): the
-    # adapter raises CannotExpress before calling impacket.
-    "sign-missing-token[ntlmv2]": ("UNSUPPORTED", TOKEN_REFUSED),
-    "sign-missing-token[ntlmv1-ess]": ("UNSUPPORTED", TOKEN_REFUSED),
-    "sign-token-too-small[ntlmv2]": ("UNSUPPORTED", TOKEN_REFUSED),
-    "sign-token-too-small[ntlmv1-ess]": ("UNSUPPORTED", TOKEN_REFUSED),
-    "seal-token-too-small[ntlmv2]": ("UNSUPPORTED", TOKEN_REFUSED),
-    # getNTLMSSPType1(signingRequired=...) sets SIGN, SEAL and KEY_EXCH together: a context
-    # without integrity but with key exchange, or integrity without confidentiality, cannot be
-    # requested (CannotExpress at establish).
-    "sign-without-integrity[ntlmv2]": ("UNSUPPORTED", FLAGS_REFUSED),
-    "seal-without-confidentiality[ntlmv2]": ("UNSUPPORTED", FLAGS_REFUSED),
-    # ntlm.SEAL seals and signs an empty message when there is no DATA buffer (its byte-string
-    # API cannot tell "no DATA" from "empty DATA"): SEC_E_OK, not SEC_E_INVALID_TOKEN.
-    "seal-missing-data[ntlmv2]": ("FAIL", "expected SEC_E_INVALID_TOKEN, got SEC_E_OK"),
-}
+# Every failing case of the catalogue (alone, which pairs impacket's client with a reference
+# server, and against the reference as the client) is listed in tests/baselines/impacket.json with
+# its outcome and the reason impacket behaves so. The run passes the gate only if the failures are
+# exactly those: a new failure is a regression, and a listed case that now passes is an unexpected
+# pass, so a fixed bug forces the baseline (and its reason) to be updated. UNSUPPORTED and
+# NON_STRICT cases are not failures and are not listed.
+BASELINE = Path(__file__).resolve().parent / "baselines" / "impacket.json"
+JOBS = {"alone": "*]", "as-client": "*]@as-client"}
 
 
-def _run(role: str | None, peer: ReferenceAdapter | None = None) -> dict[str, tuple[str, str]]:
-    seen: dict[str, tuple[str, str]] = {}
-    for case in load_catalogue():
-        if case.needs & ~ImpacketAdapter.capabilities:
-            continue  # the runner reports these UNSUPPORTED
-        other = (peer or ReferenceAdapter()) if role else None
-        result = execute(ImpacketAdapter(), case, peer=other, role=role)
-        if result.outcome != "PASS":
-            seen[case.id] = (result.outcome, result.message)
-    return seen
+@pytest.mark.parametrize("jobs", JOBS)
+def test_catalogue_matches_the_baseline(
+    jobs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["run", "--adapter", "impacket", "--case", JOBS[jobs], "--out", str(tmp_path)]
+    assert main([*argv, "--quiet", "--baseline", str(BASELINE)]) == 0, capsys.readouterr().err
 
 
-def _check(seen: dict[str, tuple[str, str]], expected: dict[str, tuple[str, str]]) -> None:
-    assert {k: v[0] for k, v in seen.items()} == {k: v[0] for k, v in expected.items()}
-    wrong = {k: seen[k][1] for k, (_, why) in expected.items() if why not in seen[k][1]}
-    assert not wrong, wrong
-    assert not any("differs" in msg for _, msg in seen.values())
-
-
-@pytest.mark.parametrize("role", [None, "client"])
-def test_catalogue_deviations(role: str | None) -> None:
-    """Alone (impacket client, reference server) and with the reference as the peer, whose
-    mirror compares impacket's output bytes with the oracle's on every client call."""
-    _check(_run(role), EXPECTED)
+def test_baseline_names_real_cases() -> None:
+    """Every baseline entry matches some job of the catalogue (none is left over)."""
+    jobs = plan_jobs({"impacket": ImpacketAdapter}, plan(load_catalogue()), interop=False)
+    ids = [job.id for job in jobs]
+    entries = load_baseline(BASELINE).adapters["impacket"]
+    assert entries and all(any(e.matches(i) for i in ids) for e in entries)
 
 
 def test_catalogue_against_a_server_without_dns_names() -> None:
     """Against ReferenceAdapter(dns_domain=None) every NTLMv2 case that reaches the handshake
-    stops at establish: impacket's NTLMv2 client raises TypeError on the CHALLENGE without
-    MsvAvDnsComputerName (AV_PAIR_CRASH) → SEC_E_INTERNAL_ERROR. NTLMv1 does not look at the
-    AV pairs, so the v1-ess cases are as against the default reference."""
-    seen = _run("client", ReferenceAdapter(dns_domain=None))
-    refused_first = {k for k, (_, why) in EXPECTED.items() if why == FLAGS_REFUSED}
-    crashed = {
-        c.id: ("FAIL", AV_PAIR_CRASH)
-        for c in load_catalogue()
-        if c.variant == "ntlmv2"
-        and not c.needs & ~ImpacketAdapter.capabilities
-        and c.id not in refused_first  # CannotExpress before any handshake
-    }
-    assert len(crashed) == 24  # every ntlmv2 case but the two refused above
-    v1_ess = {k: v for k, v in EXPECTED.items() if not k.endswith("[ntlmv2]")}
-    v2_refused = {k: v for k, v in EXPECTED.items() if k in refused_first}
-    expected = {**crashed, **v1_ess, **v2_refused}
-    assert {k: v[0] for k, v in seen.items()} == {k: v[0] for k, v in expected.items()}
-    for case_id, (_, message) in seen.items():
-        if case_id in crashed:
-            assert message.startswith("establish failed with SEC_E_INTERNAL_ERROR: client failed")
-            assert message.endswith(f"impacket TypeError: {AV_PAIR_CRASH}")
-        else:
-            assert expected[case_id][1] in message, (case_id, message)
+    stops there: impacket's NTLMv2 client raises TypeError on the CHALLENGE without
+    MsvAvDnsComputerName (AV_PAIR_CRASH), reported as SEC_E_INTERNAL_ERROR. NTLMv1 does not look
+    at the AV pairs, so the v1-ess cases end as against the default reference server: exactly
+    the baseline's @as-client outcomes."""
+    crashed, records = [], []
+    for case in load_catalogue():
+        if case.needs & ~ImpacketAdapter.capabilities:
+            continue  # the runner reports these UNSUPPORTED
+        peer = ReferenceAdapter(dns_domain=None)
+        result = execute(ImpacketAdapter(), case, peer=peer, role="client")
+        if case.variant != "ntlmv2":
+            records.append(
+                {"adapter": "impacket", "case": f"{case.id}@as-client", "outcome": result.outcome}
+            )
+        elif result.outcome != "UNSUPPORTED":  # CannotExpress comes before any handshake
+            assert result.outcome == "FAIL", (case.id, result.message)
+            assert result.message.startswith("establish failed with SEC_E_INTERNAL_ERROR: client")
+            assert result.message.endswith(f"impacket TypeError: {AV_PAIR_CRASH}"), case.id
+            crashed.append(case.id)
+    assert crashed and records
+    verdict = gate(records, load_baseline(BASELINE))
+    assert verdict.ok, verdict.lines()
 
 
 def test_unsupported_cases_are_what_impacket_lacks() -> None:

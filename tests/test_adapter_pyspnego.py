@@ -25,8 +25,10 @@ from harness.adapters.spnego_ntlm import (
     PyspnegoAdapter,
     _status_of,
 )
+from harness.cli import main
 from harness.ntlm.flags import NegotiateFlags as F
-from harness.runner.executor import execute
+from harness.report.baseline import load_baseline
+from harness.runner.engine import plan, plan_jobs
 from harness.scenarios import load_catalogue
 from harness.sspi.buffers import SecBuffer, SecBufferDesc
 from harness.sspi.constants import (
@@ -424,163 +426,28 @@ def test_status_table() -> None:
     assert all(isinstance(getattr(ex, name), type) for name in STATUS_BY_EXCEPTION)
 
 
-# -- the catalogue: pyspnego's deviation list ----------------------------------------------------
+# -- the catalogue, gated on the reviewed baseline ------------------------------------------------
 
-# Why the plain ntlmv1 variant is UNSUPPORTED alone and as a client: the pyspnego client cannot
-# ask for NTLMv1 without LM_KEY (LM_COMPAT_LEVEL 0 always asks for LM_KEY), so ``client``
-# raises CannotExpress at establish (see test_client_refuses_options_...).
-V1_REFUSED = "establish: pyspnego cannot do ntlm_version='v1' with lm_key=False"
-MISSING = "missing capability"  # UNSUPPORTED decided from the capabilities, as the runner does
-
-# Non-PASS cases under the documented profile, alone (pyspnego client against pyspnego server).
-# For UNSUPPORTED: the start of the reason (a capability pyspnego's API lacks, or the text of
-# the CannotExpress the adapter raised before any pyspnego call).
-EXPECTED_ALONE: dict[str, tuple[str, str]] = {
-    # QueryContextAttributes(SIZES): pyspnego exposes only query_message_sizes().header (16),
-    # so the adapter does not claim Capability.SIZES rather than invent the other members.
-    "sizes-after-establish[ntlmv2]": ("UNSUPPORTED", MISSING),
-    "sizes-after-establish[ntlmv1-ess]": ("UNSUPPORTED", MISSING),
-    "sizes-after-establish[ntlmv1]": ("UNSUPPORTED", MISSING),
-    # pyspnego has no handles; the adapter's table would be answering (no BAD_HANDLES).
-    "sizes-bad-handle[ntlmv2]": ("UNSUPPORTED", MISSING),
-    "sign-zero-handle[ntlmv2]": ("UNSUPPORTED", MISSING),
-    "sign-garbage-handle[ntlmv2]": ("UNSUPPORTED", MISSING),
-    "sign-deleted-handle[ntlmv2]": ("UNSUPPORTED", MISSING),
-    "verify-deleted-handle[ntlmv2]": ("UNSUPPORTED", MISSING),
-    "delete-twice[ntlmv2]": ("UNSUPPORTED", MISSING),
-    # sign() returns the signature, so a missing or short TOKEN has no pyspnego counterpart:
-    # CannotExpress before any pyspnego call.
-    "sign-missing-token[ntlmv2]": ("UNSUPPORTED", "no SECBUFFER_TOKEN"),
-    "sign-missing-token[ntlmv1-ess]": ("UNSUPPORTED", "no SECBUFFER_TOKEN"),
-    "sign-token-too-small[ntlmv2]": ("UNSUPPORTED", "the TOKEN holds 15 bytes"),
-    "sign-token-too-small[ntlmv1-ess]": ("UNSUPPORTED", "the TOKEN holds 15 bytes"),
-    # wrap_iov takes the header as a length but its NTLM writes 16 bytes whatever it is given.
-    "seal-token-too-small[ntlmv2]": ("UNSUPPORTED", "the TOKEN holds 8 bytes"),
-    # verify() compares the 15-byte TOKEN with its own 16-byte signature: BadMICError
-    # (SEC_E_MESSAGE_ALTERED), not SEC_E_INVALID_TOKEN.
-    "verify-truncated-signature[ntlmv2]": ("FAIL", "got SEC_E_MESSAGE_ALTERED"),
-    "verify-truncated-signature[ntlmv1-ess]": ("FAIL", "got SEC_E_MESSAGE_ALTERED"),
-    # sign()/verify() take one byte string, no READONLY attributes: no SIGN_READONLY.
-    "sign-readonly-not-signed[ntlmv2]": ("UNSUPPORTED", MISSING),
-    "sign-readonly-not-signed[ntlmv1-ess]": ("UNSUPPORTED", MISSING),
-    "sign-readonly-not-signed[ntlmv1]": ("UNSUPPORTED", MISSING),
-    "sign-readonly-with-checksum-signed[ntlmv2]": ("UNSUPPORTED", MISSING),
-    "sign-readonly-with-checksum-signed[ntlmv1-ess]": ("UNSUPPORTED", MISSING),
-    "sign-readonly-with-checksum-signed[ntlmv1]": ("UNSUPPORTED", MISSING),
-    # sign(qop=1) raises UnsupportedQop: pyspnego's NTLM rejects any non-zero QOP, where SSPI's
-    # NTLM ignores fQOP for MakeSignature.
-    "sign-ignores-qop[ntlmv2]": ("FAIL", "got SEC_E_QOP_NOT_SUPPORTED"),
-    # Without SIGN, sign() returns the fixed ALWAYS_SIGN signature 01 00.. with success: what
-    # the windows profile expects, not the documented SEC_E_QOP_NOT_SUPPORTED.
-    "sign-without-integrity[ntlmv2]": ("NON_STRICT", "SEC_E_OK is allowed only by another"),
-    # unwrap decrypts (advancing RC4) and takes the sequence number before checking, so after
-    # a rejected message the genuine one fails too (SEC_E_MESSAGE_ALTERED).
-    "seal-context-usable-after-failure[ntlmv2]": ("FAIL", "got SEC_E_MESSAGE_ALTERED"),
-    "seal-context-usable-after-failure[ntlmv1-ess]": ("FAIL", "got SEC_E_MESSAGE_ALTERED"),
-    # wrap checks for integrity *or* confidentiality: a SIGN-only context seals (SEC_E_OK).
-    "seal-without-confidentiality[ntlmv2]": ("FAIL", "got SEC_E_OK"),
-    # verify() has no sequence error: a replayed or reordered signature is BadMICError
-    # (SEC_E_MESSAGE_ALTERED), and the failure consumes the sequence number.
-    "verify-replay[ntlmv2]": ("FAIL", "got SEC_E_MESSAGE_ALTERED"),
-    "verify-replay[ntlmv1-ess]": ("FAIL", "got SEC_E_MESSAGE_ALTERED"),
-    "verify-reorder[ntlmv2]": ("FAIL", "got SEC_E_MESSAGE_ALTERED"),
-    "verify-reorder[ntlmv1-ess]": ("FAIL", "got SEC_E_MESSAGE_ALTERED"),
-    # No datagram mode (no DATAGRAM flag, no sequence numbers in sign/verify).
-    "datagram-application-seqno[ntlmv2]": ("UNSUPPORTED", MISSING),
-    # Raw descriptors cannot be passed to a Python API.
-    "sign-bad-version[ntlmv2]": ("UNSUPPORTED", MISSING),
-    "sign-null-buffers[ntlmv2]": ("UNSUPPORTED", MISSING),
-    "sign-no-buffers[ntlmv2]": ("UNSUPPORTED", MISSING),
-    "sign-lying-length[ntlmv2]": ("UNSUPPORTED", MISSING),
-    "sign-extra-empty-buffer[ntlmv2]": ("UNSUPPORTED", MISSING),
-}
+# Every failing case of the catalogue (alone, and against the reference in each role) is listed
+# in tests/baselines/pyspnego.json with its outcome and the reason pyspnego behaves so. The run
+# passes the gate only if the failures are exactly those: a new failure is a regression, and a
+# listed case that now passes is an unexpected pass, so a fixed bug forces the baseline (and its
+# reason) to be updated. UNSUPPORTED and NON_STRICT cases are not failures and are not listed.
+BASELINE = Path(__file__).resolve().parent / "baselines" / "pyspnego.json"
+JOBS = {"alone": "*]", "as-client": "*]@as-client", "as-server": "*]@as-server"}
 
 
-def _run_catalogue(
-    adapter: PyspnegoAdapter, profile: str = "documented", role: str | None = None
-) -> dict[str, tuple[str, str]]:
-    """Non-PASS outcomes, with UNSUPPORTED decided from capabilities as the runner does."""
-    seen: dict[str, tuple[str, str]] = {}
-    for case in load_catalogue():
-        missing = case.needs & ~PyspnegoAdapter.capabilities
-        if missing:
-            seen[case.id] = ("UNSUPPORTED", f"{MISSING} {missing}")
-            continue
-        peer = ReferenceAdapter() if role else None
-        result = execute(adapter, case, profile, peer=peer, role=role)
-        if result.outcome != "PASS":
-            seen[case.id] = (result.outcome, result.message)
-    return seen
+@pytest.mark.parametrize("jobs", JOBS)
+def test_catalogue_matches_the_baseline(
+    jobs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["run", "--adapter", "pyspnego", "--case", JOBS[jobs], "--out", str(tmp_path)]
+    assert main([*argv, "--quiet", "--baseline", str(BASELINE)]) == 0, capsys.readouterr().err
 
 
-def _v1_refused() -> dict[str, tuple[str, str]]:
-    """Every ntlmv1 case the capabilities let run ends at establish, UNSUPPORTED: the pyspnego
-    client cannot request plain NTLMv1 (CannotExpress)."""
-    return {
-        c.id: ("UNSUPPORTED", V1_REFUSED)
-        for c in load_catalogue()
-        if c.variant == "ntlmv1" and not c.needs & ~PyspnegoAdapter.capabilities
-    }
-
-
-def _check(seen: dict[str, tuple[str, str]], expected: dict[str, tuple[str, str]]) -> None:
-    """The same cases with the same outcomes, each for the expected reason."""
-    assert {k: v[0] for k, v in seen.items()} == {k: v[0] for k, v in expected.items()}
-    wrong = {k: seen[k][1] for k, (_, why) in expected.items() if why not in seen[k][1]}
-    assert not wrong, wrong
-    # no case fails because pyspnego's bytes differ from the other end's
-    assert not any("differs" in msg for _, msg in seen.values())
-
-
-def test_catalogue_deviations(adapter: PyspnegoAdapter) -> None:
-    _check(_run_catalogue(adapter), {**EXPECTED_ALONE, **_v1_refused()})
-
-
-def test_catalogue_windows_profile(adapter: PyspnegoAdapter) -> None:
-    expected = dict(EXPECTED_ALONE)
-    del expected["sign-without-integrity[ntlmv2]"]  # the fixed signature is what Windows does
-    _check(_run_catalogue(adapter, "windows"), {**expected, **_v1_refused()})
-
-
-# With the reference as the peer, the reference mirrors every call of the pyspnego side and
-# compares output bytes: no "differs from the reference" failure means pyspnego's signatures
-# and ciphertexts are byte-identical to the oracle's wherever both succeed.
-AS_CLIENT_ONLY_PASSES = {
-    # the reference server verifies/unseals, so pyspnego's receive-side deviations vanish
-    "verify-truncated-signature[ntlmv2]",
-    "verify-truncated-signature[ntlmv1-ess]",
-    "seal-context-usable-after-failure[ntlmv2]",
-    "seal-context-usable-after-failure[ntlmv1-ess]",
-    "verify-replay[ntlmv2]",
-    "verify-replay[ntlmv1-ess]",
-    "verify-reorder[ntlmv2]",
-    "verify-reorder[ntlmv1-ess]",
-}
-AS_SERVER_ONLY_PASSES = {
-    # the reference client signs/seals, so pyspnego's send-side deviations vanish
-    "sign-missing-token[ntlmv2]",
-    "sign-missing-token[ntlmv1-ess]",
-    "sign-token-too-small[ntlmv2]",
-    "sign-token-too-small[ntlmv1-ess]",
-    "seal-token-too-small[ntlmv2]",
-    "sign-ignores-qop[ntlmv2]",
-    "sign-without-integrity[ntlmv2]",
-    "seal-without-confidentiality[ntlmv2]",
-}
-# As the server, the ntlmv1 cases run (the reference client asks for no LM_KEY, and the
-# pyspnego acceptor takes plain NTLMv1) and show the same receive-side deviations as the other
-# variants; every other ntlmv1 case passes.
-AS_SERVER_V1 = {
-    "verify-truncated-signature[ntlmv1]": ("FAIL", "got SEC_E_MESSAGE_ALTERED"),
-    "seal-context-usable-after-failure[ntlmv1]": ("FAIL", "got SEC_E_MESSAGE_ALTERED"),
-}
-
-
-def test_catalogue_against_the_reference_as_client(adapter: PyspnegoAdapter) -> None:
-    expected = {k: v for k, v in EXPECTED_ALONE.items() if k not in AS_CLIENT_ONLY_PASSES}
-    _check(_run_catalogue(adapter, role="client"), {**expected, **_v1_refused()})
-
-
-def test_catalogue_against_the_reference_as_server(adapter: PyspnegoAdapter) -> None:
-    expected = {k: v for k, v in EXPECTED_ALONE.items() if k not in AS_SERVER_ONLY_PASSES}
-    _check(_run_catalogue(adapter, role="server"), {**expected, **AS_SERVER_V1})
+def test_baseline_names_real_cases() -> None:
+    """Every baseline entry matches some job of the catalogue (none is left over)."""
+    jobs = plan_jobs({"pyspnego": PyspnegoAdapter}, plan(load_catalogue()), interop=False)
+    ids = [job.id for job in jobs]
+    entries = load_baseline(BASELINE).adapters["pyspnego"]
+    assert entries and all(any(e.matches(i) for i in ids) for e in entries)

@@ -154,3 +154,24 @@ def test_mutants_command_reports_the_score(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert "mutant-accepts-replays" in out and "killed" in out and "1/1 killed (100.0%)" in out
     assert _run("mutants", "mutant-nope") == 2
+
+
+def test_property_phase_adds_a_record(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code = _run(
+        "run",
+        "--adapter",
+        "reference",
+        "--no-peers",
+        "--properties",
+        "20",
+        "--case",
+        "sanity*",
+        "--out",
+        str(out),
+        "--quiet",
+    )
+    assert code == 0
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    (prop,) = [r for r in records if r["kind"] == "properties"]
+    assert prop["case"] == "properties[alone]" and prop["outcome"] == "PASS"

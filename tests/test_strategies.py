@@ -39,12 +39,12 @@ from harness.strategies import (
 SETTINGS = settings(
     max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
-FIND = settings(database=None, max_examples=200)
+FIND = settings(database=None, max_examples=50)
 
 
-def _pair(options: ContextOptions = ContextOptions()) -> tuple[ReferenceAdapter, ContextPair]:
+def _pair(options: ContextOptions | None = None) -> tuple[ReferenceAdapter, ContextPair]:
     adapter = ReferenceAdapter()
-    pair = adapter.establish(options)
+    pair = adapter.establish(options or ContextOptions())
     assert isinstance(pair, ContextPair), pair
     return adapter, pair
 
@@ -124,19 +124,20 @@ def test_malformed_descriptors_have_a_defect(desc: SecBufferDesc) -> None:
     options=context_options(variants=("v2", "v1")),
 )
 def test_messages_sign_and_seal_on_the_reference(desc: SecBufferDesc, options) -> None:
-    assert desc.buffers[-1].kind == BufferType.TOKEN and bytes(desc.buffers[-1].data) == bytes(16)
-    data = desc.buffers[:-1]
+    assert desc.buffers is not None
+    *data, token = desc.buffers
+    assert token.kind == BufferType.TOKEN and token.data == bytes(16)
     assert 1 <= len(data) <= 3 and all(b.kind == BufferType.DATA for b in data)
-    assert all(len(b.data) <= 32 and b.flags in ATTRIBUTES for b in data)
+    assert all(b.flags in ATTRIBUTES and len(b.data or b"") <= 32 for b in data)
     adapter, pair = _pair(options)
-    plain = [bytes(b.data) for b in data]
+    plain = _contents(desc)[:-1]
     signed = desc.copy()
     assert adapter.make_signature(pair.client, 0, signed, 0).status == S.SEC_E_OK
     assert adapter.verify_signature(pair.server, signed, 0).status == S.SEC_E_OK
     sealed = desc.copy()
     assert adapter.encrypt_message(pair.client, 0, sealed, 1).status == S.SEC_E_OK
     assert adapter.decrypt_message(pair.server, sealed, 1).status == S.SEC_E_OK
-    assert [bytes(b.data) for b in sealed.buffers[:-1]] == plain
+    assert _contents(sealed)[:-1] == plain
 
 
 # -- contexts ---------------------------------------------------------------------------------
@@ -199,9 +200,7 @@ def test_stream_mutations(stream: list[SecBufferDesc], replay, reorder) -> None:
     assert [_contents(d) for d in replayed[:-1]] == [_contents(d) for d in stream]
     assert _contents(replayed[-1]) == _contents(stream[replay.index % len(stream)])
     reordered = reorder.apply(stream)
-    assert sorted(map(repr, map(_contents, reordered))) == sorted(
-        map(repr, map(_contents, stream))
-    )
+    assert sorted(map(repr, map(_contents, reordered))) == sorted(map(repr, map(_contents, stream)))
     if len(stream) >= 2:
         moved = 1 + reorder.skip % (len(stream) - 1)
         assert _contents(reordered[0]) == _contents(stream[moved])
@@ -212,10 +211,8 @@ def test_stream_mutations(stream: list[SecBufferDesc], replay, reorder) -> None:
 
 def test_minimal_examples() -> None:
     message = find(messages(), lambda _: True, settings=FIND)
-    assert [(b.buffer_type, bytes(b.data)) for b in message.buffers] == [
-        (BufferType.DATA, b""),
-        (BufferType.TOKEN, bytes(16)),
-    ]
+    assert [b.buffer_type for b in message.buffers or []] == [BufferType.DATA, BufferType.TOKEN]
+    assert _contents(message) == [b"", bytes(16)]
     for kind, simplest in (
         ("xor", XorByte(0, 0, 1)),
         ("truncate", Truncate(0, 0)),

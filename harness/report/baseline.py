@@ -15,9 +15,9 @@ File shape (JSON)::
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,6 +27,15 @@ from typing import Any
 SCHEMA = "sspi-harness-baseline/1"
 FAILING = frozenset({"FAIL", "CRASH", "TIMEOUT", "ERROR"})
 OUTCOMES = frozenset({"PASS", "NON_STRICT", "UNSUPPORTED", *FAILING})
+
+
+def case_matches(pattern: str, case_id: str) -> bool:
+    """Glob matching for case ids: ``*`` and ``?`` are wildcards, everything else (brackets
+    included, which every case id has) stands for itself."""
+    if pattern == case_id:
+        return True
+    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    return re.fullmatch(regex, case_id, flags=re.DOTALL) is not None
 
 
 class BaselineError(ValueError):
@@ -40,7 +49,7 @@ class Entry:
     reason: str
 
     def matches(self, case_id: str) -> bool:
-        return case_id == self.case or fnmatch.fnmatchcase(case_id, self.case)
+        return case_matches(self.case, case_id)
 
 
 @dataclass

@@ -182,12 +182,17 @@ def _mirror_difference(
     for index, (mine, theirs) in enumerate(
         zip(desc.buffers or [], before.buffers or [], strict=True)
     ):
-        if bytes(mine.data or b"") != bytes(theirs.data or b""):
+        ours, reference = _visible(mine), _visible(theirs)
+        if ours != reference:
             return (
-                f"buffer {index} differs from the reference's: "
-                f"{bytes(mine.data or b'').hex()} vs {bytes(theirs.data or b'').hex()}"
+                f"buffer {index} differs from the reference's: {ours.hex()} vs {reference.hex()}"
             )
     return ""
+
+
+def _visible(buf: SecBuffer) -> bytes:
+    """What a C caller sees of a buffer: the first cbBuffer bytes."""
+    return bytes(buf.data or b"")[: buf.cb_buffer]
 
 
 def execute(
