@@ -87,9 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--timeout",
         type=_positive_float,
-        default=10.0,
+        default=5.0,
         metavar="S",
-        help="per-call timeout in an isolated worker, in seconds (default 10)",
+        help="per-call timeout in an isolated worker, in seconds (default 5)",
     )
     run.add_argument(
         "--no-peers",

@@ -35,7 +35,7 @@ from harness.adapters.base import (
 from harness.sspi.buffers import SecBufferDesc
 from harness.sspi.sizes import SecPkgContextSizes
 
-DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_TIMEOUT_S = 5.0
 _HEADER = struct.Struct("<I")
 
 
