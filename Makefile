@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
-# gss-ntlmssp is the NTLM mechanism under test; libkrb5-dev builds python-gssapi.
-SYSTEM_PACKAGES = gss-ntlmssp libkrb5-dev
+# gss-ntlmssp is the NTLM mechanism under test; libkrb5-dev builds python-gssapi; chromium
+# runs the browser tests of the HTML report.
+SYSTEM_PACKAGES = gss-ntlmssp libkrb5-dev chromium
 
 .PHONY: report test lint system-packages clean
 
