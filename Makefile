@@ -17,7 +17,7 @@ system-packages:
 	  echo "installing Debian packages: $(SYSTEM_PACKAGES)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	else \
-	  echo "note: cannot install $(SYSTEM_PACKAGES) (needs root and apt-get); the gssapi adapter will be unavailable"; \
+	  echo "note: cannot install $(SYSTEM_PACKAGES) (needs root and apt-get); the gssapi adapter and the browser tests will be unavailable"; \
 	fi
 
 $(STAMP): pyproject.toml

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from harness import __version__
+from harness import options as opt
 
 PROG = "sspi-harness"
 
@@ -27,16 +28,6 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not positive")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG, description="Conformance and fuzz testing for SSPI message functions."
@@ -45,13 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run the conformance catalogue against adapters")
-    run.add_argument(
-        "--adapter",
-        action="append",
-        default=None,
-        metavar="NAME",
-        help="adapter name, package.module:Class, or 'all' (repeatable; default all)",
-    )
+    run.add_argument(opt.ADAPTER.cli_flag, **opt.ADAPTER.arguments(action="append"))
     run.add_argument(
         "--out",
         type=Path,
@@ -59,19 +44,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="output folder (default: reports)",
     )
-    run.add_argument(
-        "--profile",
-        choices=("documented", "windows"),
-        default="documented",
-        help="which expectations are strict (default: documented)",
-    )
-    run.add_argument(
-        "--case",
-        action="append",
-        default=None,
-        metavar="PATTERN",
-        help="run only cases matching this glob (repeatable)",
-    )
+    # Options the pytest plugin shares (as --sspi-NAME) are defined in harness/options.py.
+    run.add_argument(opt.PROFILE.cli_flag, **opt.PROFILE.arguments())
+    run.add_argument(opt.CASE.cli_flag, **opt.CASE.arguments())
     run.add_argument("--list", action="store_true", help="print the cases and exit")
     run.add_argument(
         "--resume",
@@ -79,23 +54,9 @@ def _parser() -> argparse.ArgumentParser:
         help="keep DIR/results.jsonl and run only the cases not in it",
     )
     run.add_argument("--quiet", action="store_true", help="no progress output")
-    run.add_argument(
-        "--isolate",
-        action="store_true",
-        help="run every adapter in a worker subprocess (native adapters always are)",
-    )
-    run.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=5.0,
-        metavar="S",
-        help="per-call timeout in an isolated worker, in seconds (default 5)",
-    )
-    run.add_argument(
-        "--no-peers",
-        action="store_true",
-        help="skip the runs against the reference and the interop matrix",
-    )
+    run.add_argument(opt.ISOLATE.cli_flag, **opt.ISOLATE.arguments())
+    run.add_argument(opt.TIMEOUT.cli_flag, **opt.TIMEOUT.arguments())
+    run.add_argument(opt.NO_PEERS.cli_flag, **opt.NO_PEERS.arguments())
     run.add_argument(
         "--properties",
         type=int,
@@ -103,12 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="after the catalogue, run the hypothesis state machine with N examples per adapter",
     )
-    run.add_argument(
-        "--baseline",
-        type=Path,
-        metavar="FILE",
-        help="gate on a reviewed baseline: exit 1 on a regression or an unexpected pass",
-    )
+    run.add_argument(opt.BASELINE.cli_flag, **opt.BASELINE.arguments())
 
     sub.add_parser("adapters", help="list adapters, availability and capabilities")
 
@@ -116,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         "mutants", help="run the catalogue against deliberately broken adapters: mutation score"
     )
     mutants.add_argument("names", nargs="*", metavar="NAME", help="mutants to run (default all)")
-    mutants.add_argument("--profile", choices=("documented", "windows"), default="documented")
+    mutants.add_argument("--profile", choices=opt.PROFILES, default=opt.DEFAULT_PROFILE)
     mutants.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
 
     baseline = sub.add_parser("baseline", help="baselines of expected outcomes, for CI gating")
@@ -201,25 +157,11 @@ def _adapter_classes(
 
 
 def _select(jobs: list[Any], patterns: list[str] | None) -> list[Any]:
-    from harness.report.baseline import case_matches
-
-    """Jobs whose id equals a pattern, else whose id matches it as a glob (``*`` and ``?``
-    only: the brackets of case ids stand for themselves), or whose case id equals it."""
-    if not patterns:
-        return jobs
-    chosen = []
-    for pattern in patterns:
-        exact = [j for j in jobs if j.id == pattern]
-        chosen += exact or [
-            j
-            for j in jobs
-            if case_matches(pattern, j.id)
-            or (j.kind == "conformance" and j.planned.case.id == pattern)
-        ]
-    if not chosen:
-        raise UsageError(f"no case matches {', '.join(patterns)} (see 'run --list')")
-    unique = {id(j): j for j in chosen}
-    return [j for j in jobs if id(j) in unique]
+    """The jobs ``--case`` selects (``harness.options.select``)."""
+    try:
+        return opt.select(jobs, patterns, base_id=opt.conformance_case_id)
+    except opt.NoMatch as exc:
+        raise UsageError(f"{exc} (see 'run --list')") from None
 
 
 def _write_reports(out: Path, records: list[dict[str, Any]], summary: dict[str, Any]) -> None:

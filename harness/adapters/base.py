@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import itertools
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Generic, TypeVar
 
 from harness.sspi.buffers import SecBufferDesc
@@ -94,6 +94,8 @@ class ContextPair:
     server: Handle
     flags: int = 0
     exported_session_key: bytes | None = None
+    # The tokens exchanged, in order, as (sender, token): reports turn them into pcaps.
+    transcript: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 @dataclass
@@ -103,6 +105,7 @@ class CallResult:
     status: int
     qop: int | None = None
     detail: str = ""
+    transcript: list[tuple[str, bytes]] = field(default_factory=list)  # of a failed handshake
 
 
 class Party(ABC):
@@ -280,25 +283,32 @@ def handshake(client: Party, server: Party) -> ContextPair | CallResult:
     sides = (client, server)
     done = [False, False]
     token: bytes | None = None
+    transcript: list[tuple[str, bytes]] = []
     for leg in range(MAX_LEGS):
         turn = leg % 2
         role = ("client", "server")[turn]
         status, out = sides[turn].step(token)
+        if out:
+            transcript.append((role, bytes(out)))
         if status not in (0, 0x00090312):  # SEC_E_OK, SEC_I_CONTINUE_NEEDED
             said = sides[turn].detail
             where = f"{role} failed at handshake leg {leg + 1}"
-            return CallResult(status, detail=f"{where}: {said}" if said else where)
+            detail = f"{where}: {said}" if said else where
+            return CallResult(status, detail=detail, transcript=transcript)
         done[turn] = status == 0
         if all(done):
             break
         if not out:
-            return CallResult(0x80090308, detail=f"{role} sent no token at leg {leg + 1}")
+            detail = f"{role} sent no token at leg {leg + 1}"
+            return CallResult(0x80090308, detail=detail, transcript=transcript)
         token = out
     else:
-        return CallResult(0x80090304, detail=f"handshake did not finish in {MAX_LEGS} legs")
+        detail = f"handshake did not finish in {MAX_LEGS} legs"
+        return CallResult(0x80090304, detail=detail, transcript=transcript)
     return ContextPair(
         client.handle,
         server.handle,
         client.flags or server.flags,
         client.exported_session_key or server.exported_session_key,
+        transcript,
     )

@@ -1,28 +1,72 @@
-"""Single-file HTML report: summary, adapter x scenario matrix and per-case drill-downs.
+"""Single-file HTML report: summary, interop matrix, adapter × case matrix and drill-downs.
 
-The file must work offline and be safe to open even when an implementation under test put
-markup in its output, so: no external resources, jinja2 autoescape on, and no record data is
-ever embedded inside ``<script>``; the inline JS only reads escaped ``data-*`` attributes.
+The file works offline and stays safe when an implementation under test put markup in its
+output:
+
+- no external resources, and a Content-Security-Policy that forbids fetching anything and
+  runs only the one inline script whose hash it names;
+- the static parts are rendered by jinja2 with autoescape;
+- the records travel as one JSON blob in ``<script type="application/json">`` (never
+  executed; ``<``, ``>`` and ``&`` are written as ``\\u003c``… so no ``</script>`` or
+  ``<!--`` can end it early), and the script builds the matrix and drill-downs with
+  ``textContent``/``setAttribute`` only, never ``innerHTML``.
+
+It stays fast with 100,000 results: the blob is compact (repeated strings and structures are
+stored once and referred to by index), the matrix is paged (filters work on the data, not
+on the DOM) and a drill-down is built only when opened.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from harness.report.summary import OUTCOMES, failing_outcomes
-from harness.sspi.constants import status_name
+from harness.report.dissect import dissect_hex, ess_of, hex_runs
+from harness.report.summary import OUTCOMES
+from harness.sspi.constants import SECBUFFER_ATTRMASK, BufferType, SecStatus, status_name
 
-#: Above this many records only non-PASS drill-downs are rendered, to keep the file light.
-DRILLDOWN_LIMIT = 5000
+#: Matrix rows per page in the browser.
+PAGE_SIZE = 200
+#: Bytes of one buffer shown in hex (a fuzzed token can be a megabyte).
+MAX_HEX_BYTES = 4096
+#: Characters of a fatal call shown.
+MAX_CALL_TEXT = 20000
+#: Items per adapter listed in the static Deviations section (the matrix has all of them).
+DEVIATIONS_SHOWN = 500
+#: Baseline regressions / unexpected passes listed statically.
+GATE_SHOWN = 200
+#: Outcome keys the script and the CSS know; anything else is UNKNOWN.
+KEYS: tuple[str, ...] = (*OUTCOMES, "UNKNOWN")
+GATES = ("REGRESSION", "XPASS", "XFAIL", "OK")
 
+_META_KEYS = (
+    "adapter",
+    "kind",
+    "peer",
+    "role",
+    "title",
+    "scenario",
+    "variant",
+    "profile",
+    "source",
+)
+_RESULT_KEYS = ("outcome", "message", "expected", "actual", "steps")
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
+_HASH_PLACEHOLDER = "__SSPI_SCRIPT_HASH__"
+_SCRIPT = re.compile(r'<script id="report-js">(.*?)</script>', re.DOTALL)
+_MIRROR = re.compile(r"buffer (\d+) differs from the reference's: ([0-9a-f]*) vs ([0-9a-f]*)")
+_HOLDS = re.compile(r"buffer (\d+) holds ([0-9a-f]*), expected ([0-9a-f]*)")
+_CALL_BUFFER = re.compile(r"'type': (\d+), 'data': '([0-9a-f]*)'")
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
 
 
 def _env() -> Environment:
@@ -41,7 +85,6 @@ def outcome_class(outcome: Any) -> str:
 
 
 def _outcome_key(outcome: Any) -> str:
-    """Token used by the JS filters; restricted to known names so it cannot contain spaces."""
     return outcome if outcome in OUTCOMES else "UNKNOWN"
 
 
@@ -51,17 +94,15 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def _status_text(value: Any) -> str:
-    """Symbolic status name; numbers from adapters are translated so reports read like C code."""
+def status_text(value: Any) -> str:
+    """A status as a C programmer reads it: the symbolic name and the hex value."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return status_name(value)
-    return _text(value)
-
-
-def _pretty(value: Any) -> str:
-    if isinstance(value, dict) and isinstance(value.get("status"), int):
-        value = {**value, "status": _status_text(value["status"])}
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+        name, code = status_name(value), value & 0xFFFFFFFF
+    elif isinstance(value, str) and value in SecStatus.__members__:
+        name, code = value, int(SecStatus[value])
+    else:
+        return _text(value)
+    return name if name.startswith("0x") else f"{name} (0x{code:08X})"
 
 
 def safe_url(value: Any) -> str | None:
@@ -83,145 +124,302 @@ def _duration(value: Any) -> str:
         seconds = float(value)
     except (TypeError, ValueError):
         return ""
-    if seconds != seconds:  # NaN
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
         return ""
     return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
-def _differing_keys(expected: Any, actual: Any) -> list[str]:
-    """Top-level keys whose values differ, so the reader knows where to look first."""
-    if not isinstance(expected, dict) or not isinstance(actual, dict):
-        return [] if expected == actual else ["(value)"]
-    return sorted(_text(k) for k in expected if k not in actual or expected.get(k) != actual.get(k))
+def _millis(value: Any) -> float | None:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        return None
+    return round(seconds * 1000, 3)
 
 
-def _steps(value: Any) -> list[dict[str, Any]]:
-    if not isinstance(value, list):
-        return []
-    rows = []
-    for step in value:
-        if not isinstance(step, dict):
-            step = {"detail": step}
-        ok = step.get("ok")
-        rows.append(
-            {
-                "step": _text(step.get("step")),
-                "status": _status_text(step.get("status")),
-                "expected": _status_text(step.get("expected")),
-                "ok": "yes" if ok is True else ("no" if ok is False else ""),
-                "ok_class": "ok" if ok is True else ("bad" if ok is False else ""),
-                "detail": _text(step.get("detail")),
-            }
-        )
-    return rows
+def _is_hex(value: Any) -> TypeGuard[str]:
+    return isinstance(value, str) and _HEX.fullmatch(value) is not None
 
 
-def _case_view(rec: dict[str, Any], index: int, render: bool) -> dict[str, Any]:
-    outcome = _text(rec.get("outcome") or "ERROR")
-    raw_source = rec.get("source")
-    source: dict[str, Any] = raw_source if isinstance(raw_source, dict) else {}
-    expected = rec.get("expected", {})
-    actual = rec.get("actual", {})
-    return {
-        "anchor": f"case-{index}",
-        "render": render,
-        "case": _text(rec.get("case") or rec.get("scenario") or f"case #{index}"),
-        "scenario": _text(rec.get("scenario")),
-        "adapter": _text(rec.get("adapter") or "unknown"),
-        "kind": _text(rec.get("kind") or "conformance"),
-        "peer": _text(rec.get("peer")),
-        "outcome": outcome,
-        "css": outcome_class(outcome),
-        "key": _outcome_key(outcome),
-        "title": _text(rec.get("title")),
-        "profile": _text(rec.get("profile")),
-        "source_ref": _text(source.get("ref")),
-        "source_quote": _text(source.get("quote")),
-        "source_url": safe_url(source.get("url")),
-        "source_url_text": _text(source.get("url")),
-        "expected_json": _pretty(expected),
-        "actual_json": _pretty(actual),
-        "differs": _differing_keys(expected, actual),
-        "steps": _steps(rec.get("steps")),
-        "message": _text(rec.get("message")),
-        "duration": _duration(rec.get("duration_s")),
-        "reproducer": _text(rec.get("reproducer")),
-        "open": outcome in failing_outcomes,
-    }
+def script_json(data: Any) -> str:
+    """JSON that can sit inside ``<script type="application/json">``: nothing in it can close
+    the element or open a comment, and it still parses to the same value."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    return (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
-def _matrix(cases: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Rows keyed by case id, one column per adapter; first record wins on duplicates."""
-    adapters = sorted({c["adapter"] for c in cases})
-    rows: dict[str, dict[str, Any]] = {}
-    for c in cases:
-        row = rows.setdefault(
-            c["case"],
-            {"case": c["case"], "scenario": c["scenario"], "title": c["title"], "cells": {}},
-        )
-        row["cells"].setdefault(c["adapter"], c)
-    ordered = sorted(rows.values(), key=lambda r: (r["scenario"], r["case"]))
-    out = []
-    for row in ordered:
-        cells = [row["cells"].get(a) for a in adapters]
-        keys = sorted({c["key"] for c in cells if c is not None})
-        out.append({**row, "cells": cells, "outcome_keys": " ".join(keys)})
-    return adapters, out
+class _Table:
+    """Interned values: each distinct string or structure is stored once; index 0 is null."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = [None]
+        self._index: dict[Any, int] = {}
+
+    def add(self, value: Any) -> int:
+        if value is None or value == "" or value == [] or value == {}:
+            return 0
+        # repr is a faithful key for the str/int/float/list/dict values built here (dicts are
+        # built in a fixed key order) and much faster than json.dumps on 100,000 records.
+        key: Any = value if isinstance(value, str) else (type(value).__name__, repr(value))
+        found = self._index.get(key)
+        if found is None:
+            found = self._index[key] = len(self.values)
+            self.values.append(value)
+        return found
 
 
-def _worst(outcomes: list[str]) -> str:
-    """The outcome that says most about a group: a failure beats a pass."""
-    for outcome in ("CRASH", "TIMEOUT", "ERROR", "FAIL", "NON_STRICT", "PASS", "UNSUPPORTED"):
-        if outcome in outcomes:
-            return outcome
-    return outcomes[0] if outcomes else "UNSUPPORTED"
+class _Budget:
+    """Scapy dissections per report: signatures are cheap, handshake tokens are not."""
+
+    def __init__(self, tokens: int = 2000, signatures: int = 50000) -> None:
+        self.left = {"token": tokens, "signature": signatures}
+
+    def take(self, hex_text: str) -> bool:
+        kind = "token" if hex_text.startswith("4e544c4d53535000") else "signature"
+        if self.left[kind] <= 0:
+            return False
+        self.left[kind] -= 1
+        return True
 
 
-def _interop(cases: list[dict[str, Any]]) -> dict[str, Any]:
-    """Client × server cells over the interop conversations; the diagonal is each adapter's
-    own conformance result on the same scenarios."""
-    pairs = [c for c in cases if c["kind"] == "interop"]
-    if not pairs:
-        return {}
-    scenarios = {c["scenario"] for c in pairs}
-    names = sorted({c["adapter"] for c in cases} | {c["peer"] for c in pairs if c["peer"]})
-    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for c in pairs:
-        cells.setdefault((c["adapter"], c["peer"]), []).append(c)
-    for c in cases:
-        if c["kind"] == "conformance" and c["scenario"] in scenarios:
-            cells.setdefault((c["adapter"], c["adapter"]), []).append(c)
-    rows = []
-    for client in names:
-        row = []
-        for server in names:
-            group = cells.get((client, server), [])
-            outcome = _worst([g["outcome"] for g in group]) if group else ""
-            first_bad = next((g for g in group if g["outcome"] == outcome), None)
-            row.append(
+class _Builder:
+    """Turns records into the compact blob the page's script reads."""
+
+    def __init__(self, adapters: list[str]) -> None:
+        self.table = _Table()
+        self.adapters = adapters
+        self.adapter_index = {a: i for i, a in enumerate(adapters)}
+        self.budget = _Budget()
+        self.previous_case: str | None = None
+        self._memo: dict[tuple[str, str], int] = {}
+
+    def _memoized(self, kind: str, raw: Any, build: Any) -> int:
+        """Intern ``build()``, computed once per distinct raw input (records repeat a lot)."""
+        key = (kind, repr(raw))
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = self.table.add(build())
+        return found
+
+    # -- pieces ----------------------------------------------------------------------------
+
+    def _dissection(self, hex_text: str, ess: bool | None) -> int:
+        if not hex_text or not self.budget.take(hex_text):
+            return 0
+        return self.table.add(dissect_hex(hex_text[: 2 * 65536 + 2], ess))
+
+    def _bytes(self, name: str, hex_text: str, ess: bool | None) -> dict[str, Any]:
+        shown = hex_text[: 2 * MAX_HEX_BYTES]
+        out: dict[str, Any] = {"name": name, "hex": shown, "len": len(hex_text) // 2}
+        dis = self._dissection(hex_text, ess)
+        if dis:
+            out["dis"] = dis
+        return out
+
+    def _pairs(self, value: Any, other: Any) -> list[list[Any]]:
+        """[key, shown value, differs] rows for one side of expected vs actual."""
+        if not isinstance(value, dict):
+            if value in (None, {}, ""):
+                return []
+            return [["(value)", _text(value), int(value != other)]]
+        other = other if isinstance(other, dict) else {}
+        rows = []
+        for key in sorted(value, key=_text):
+            item = value[key]
+            if key == "status":
+                shown = status_text(item)
+            elif key == "fatal_call" and isinstance(item, str) and len(item) > 160:
+                shown = item[:159] + "… (the whole call is shown below)"
+            elif isinstance(item, str):
+                shown = item if len(item) <= 2000 else item[:1999] + "…"
+            else:
+                shown = json.dumps(item, sort_keys=True, ensure_ascii=False, default=str)
+            rows.append([_text(key), shown, int(key not in other or other.get(key) != item)])
+        return rows
+
+    def _steps(self, value: Any) -> list[list[Any]]:
+        if not isinstance(value, list):
+            return []
+        rows = []
+        for step in value:
+            if not isinstance(step, dict):
+                step = {"detail": step}
+            ok = step.get("ok")
+            rows.append(
+                [
+                    _text(step.get("step")),
+                    status_text(step.get("status")),
+                    status_text(step.get("expected")),
+                    1 if ok is True else (0 if ok is False else None),
+                    _text(step.get("detail")),
+                ]
+            )
+        return rows
+
+    def _extras(self, rec: dict[str, Any], pcap: str | None) -> dict[str, Any]:
+        ess = ess_of(rec.get("variant"))
+        expected, actual = rec.get("expected"), rec.get("actual")
+        expected = expected if isinstance(expected, dict) else {}
+        actual = actual if isinstance(actual, dict) else {}
+        message = _text(rec.get("message"))
+        adapter = _text(rec.get("adapter"))
+        out: dict[str, Any] = {}
+        diffs: list[dict[str, Any]] = []
+        want, got = expected.get("buffer"), actual.get("buffer")
+        if _is_hex(want) and _is_hex(got):
+            diffs.append(
                 {
-                    "server": server,
-                    "outcome": outcome,
-                    "css": outcome_class(outcome) if group else "empty",
-                    "passed": sum(g["outcome"] == "PASS" for g in group),
-                    "total": len(group),
-                    "anchor": first_bad["anchor"] if first_bad and first_bad["render"] else "",
+                    "title": "buffer: expected by the case vs produced",
+                    "left": self._bytes("expected", want.lower(), ess),
+                    "right": self._bytes("actual", got.lower(), ess),
                 }
             )
-        rows.append({"client": client, "cells": row})
-    return {"names": names, "rows": rows, "scenarios": sorted(scenarios)}
+        mirror = _MIRROR.search(message)
+        holds = _HOLDS.search(message)
+        if mirror:
+            diffs.append(
+                {
+                    "title": f"buffer {mirror.group(1)}: the reference's mirror vs {adapter}",
+                    "left": self._bytes("reference", mirror.group(3), ess),
+                    "right": self._bytes(adapter or "actual", mirror.group(2), ess),
+                }
+            )
+        elif holds and not diffs:
+            diffs.append(
+                {
+                    "title": f"buffer {holds.group(1)}: expected vs produced",
+                    "left": self._bytes("expected", holds.group(3), ess),
+                    "right": self._bytes("actual", holds.group(2), ess),
+                }
+            )
+        if diffs:
+            out["diffs"] = diffs
+        found: list[dict[str, Any]] = []
+        fatal = actual.get("fatal_call")
+        if isinstance(fatal, str) and fatal:
+            out["fatal"] = fatal if len(fatal) <= MAX_CALL_TEXT else fatal[:MAX_CALL_TEXT] + "…"
+            seen = set()
+            for i, m in enumerate(_CALL_BUFFER.finditer(fatal)):
+                seen.add(m.group(2))
+                found.append(
+                    self._bytes(f"pBuffers[{i}] {_buffer_type(m.group(1))}", m.group(2), ess)
+                )
+            for run in hex_runs(fatal):
+                if run not in seen:
+                    seen.add(run)
+                    what = "handshake token" if run.startswith("4e544c4d53535000") else "bytes"
+                    found.append(self._bytes(f"{what} passed to the call", run, ess))
+        for source in (rec.get("handshake"), actual.get("handshake")):
+            if isinstance(source, list):
+                for leg, item in enumerate(source):
+                    raw = item.get("token") if isinstance(item, dict) else item
+                    side = item.get("from") if isinstance(item, dict) else None
+                    if _is_hex(raw) and raw:
+                        who = f" from the {side}" if side in ("client", "server") else ""
+                        found.append(self._bytes(f"leg {leg + 1}{who}", raw.lower(), ess))
+                break
+        if found:
+            out["bytes"] = found
+        if pcap:
+            out["pcap"] = pcap
+        return out
+
+    # -- a record --------------------------------------------------------------------------
+
+    def _meta(self, rec: dict[str, Any]) -> list[Any]:
+        """Who and what: the same for every variant run of a scenario by one adapter."""
+        add = self.table.add
+        raw_source = rec.get("source")
+        source: dict[str, Any] = raw_source if isinstance(raw_source, dict) else {}
+        url = safe_url(source.get("url"))
+        src = [
+            _text(source.get("ref")),
+            _text(source.get("quote")),
+            url or _text(source.get("url")),
+            1 if url else 0,
+        ]
+        return [
+            self.adapter_index[_text(rec.get("adapter") or "unknown")],
+            add(_text(rec.get("kind") or "conformance")),
+            add(_text(rec.get("peer"))),
+            add(_text(rec.get("role"))),
+            add(_text(rec.get("title"))),
+            add(_text(rec.get("scenario"))),
+            add(_text(rec.get("variant"))),
+            add(_text(rec.get("profile"))),
+            add(src if any(src) else None),
+        ]
+
+    def _result(self, rec: dict[str, Any]) -> list[Any]:
+        """What happened: outcome, message, expected vs actual, steps."""
+        outcome = _text(rec.get("outcome") or "ERROR")
+        expected, actual = rec.get("expected"), rec.get("actual")
+        return [
+            outcome,
+            KEYS.index(_outcome_key(outcome)),
+            _text(rec.get("message")),
+            self._pairs(expected, actual),
+            self._pairs(actual, expected),
+            self._steps(rec.get("steps")),
+        ]
+
+    def record(self, rec: dict[str, Any], pcap: str | None) -> list[Any]:
+        add = self.table.add
+        raw_meta = [rec.get(k) for k in _META_KEYS]
+        meta = self._memoized("meta", raw_meta, lambda: self._meta(rec))
+        raw_result = [rec.get(k) for k in _RESULT_KEYS]
+        result = self._memoized("result", raw_result, lambda: self._result(rec))
+        case = _text(rec.get("case") or rec.get("scenario") or "unnamed")
+        reproducer = _text(rec.get("reproducer"))
+        if case and reproducer.count(case) == 1:  # share the command's shape between cases
+            before, after = reproducer.split(case)
+            repro = add([before, after])
+        else:
+            repro = add(reproducer)
+        gate = rec.get("gate")
+        gate_ref = 0
+        if gate is not None:
+            gate_ref = add(
+                [
+                    _text(gate) if gate in GATES else f"?{_text(gate)}",
+                    _text(rec.get("baseline_outcome")),
+                    _text(rec.get("baseline_reason")),
+                ]
+            )
+        row: list[Any] = [
+            0 if case == self.previous_case else case,  # rows share the id: 0 = as before
+            meta,
+            result,
+            _millis(rec.get("duration_s")),
+            repro,
+            gate_ref,
+            add(self._extras(rec, pcap)),
+        ]
+        self.previous_case = case
+        while row and row[-1] in (0, None):
+            row.pop()
+        return row
 
 
-def _deviations(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per adapter, its cases that did not pass alone or against the reference."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for c in cases:
-        if c["kind"] in ("conformance", "vs-reference") and c["outcome"] not in (
-            "PASS",
-            "UNSUPPORTED",
-        ):
-            out.setdefault(c["adapter"], []).append(c)
-    return [{"adapter": a, "cases": out[a]} for a in sorted(out)]
+def _buffer_type(raw: str) -> str:
+    value = int(raw)
+    try:
+        name = f"SECBUFFER_{BufferType(value & ~SECBUFFER_ATTRMASK).name}"
+    except ValueError:
+        name = f"type {value:#x}"
+    if value & 0x80000000:
+        name += "|READONLY"
+    if value & 0x10000000:
+        name += "|READONLY_WITH_CHECKSUM"
+    return name
 
 
 def _badges(counts: Any) -> list[dict[str, Any]]:
@@ -235,11 +433,108 @@ def _badges(counts: Any) -> list[dict[str, Any]]:
             n = int(counts[key])
         except (TypeError, ValueError):
             continue
-        out.append({"name": _text(key), "count": n, "css": outcome_class(key)})
+        if n > 0:
+            out.append({"name": _text(key), "count": n, "css": outcome_class(key)})
     total = sum(b["count"] for b in out) or 1
+    x = 0.0
     for b in out:
+        b["x"] = f"{x:.3f}"
         b["pct"] = f"{100.0 * b['count'] / total:.3f}"
+        x += 100.0 * b["count"] / total
     return out
+
+
+def _worst(outcomes: list[str]) -> str:
+    """The outcome that says most about a group: a failure beats a pass."""
+    for outcome in ("CRASH", "TIMEOUT", "ERROR", "FAIL", "NON_STRICT", "PASS", "UNSUPPORTED"):
+        if outcome in outcomes:
+            return outcome
+    return outcomes[0] if outcomes else "UNSUPPORTED"
+
+
+def _interop(views: list[dict[str, Any]]) -> dict[str, Any]:
+    """Client × server cells over the interop conversations; the diagonal is each adapter's
+    own conformance result on the same scenarios."""
+    pairs = [v for v in views if v["kind"] == "interop"]
+    if not pairs:
+        return {}
+    scenarios = {v["scenario"] for v in pairs}
+    names = sorted({v["adapter"] for v in views} | {v["peer"] for v in pairs if v["peer"]})
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for v in pairs:
+        cells.setdefault((v["adapter"], v["peer"]), []).append(v)
+    for v in views:
+        if v["kind"] == "conformance" and v["scenario"] in scenarios:
+            cells.setdefault((v["adapter"], v["adapter"]), []).append(v)
+    rows = []
+    for client in names:
+        row = []
+        for server in names:
+            group = cells.get((client, server), [])
+            outcome = _worst([g["outcome"] for g in group]) if group else ""
+            first = next((g for g in group if g["outcome"] == outcome), None)
+            row.append(
+                {
+                    "server": server,
+                    "outcome": outcome,
+                    "css": outcome_class(outcome) if group else "empty",
+                    "passed": sum(g["outcome"] == "PASS" for g in group),
+                    "total": len(group),
+                    "anchor": first["anchor"] if first else "",
+                }
+            )
+        rows.append({"client": client, "cells": row})
+    return {"names": names, "rows": rows, "scenarios": sorted(scenarios)}
+
+
+def _deviations(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per adapter, its cases that did not pass alone or against the reference."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for v in views:
+        if v["kind"] in ("conformance", "vs-reference") and v["outcome"] not in (
+            "PASS",
+            "UNSUPPORTED",
+        ):
+            out.setdefault(v["adapter"], []).append(v)
+    return [
+        {"adapter": a, "total": len(out[a]), "cases": out[a][:DEVIATIONS_SHOWN]}
+        for a in sorted(out)
+    ]
+
+
+def _gates(views: list[dict[str, Any]]) -> dict[str, Any]:
+    """The diff against the baseline, when the run was gated."""
+    gated = [v for v in views if v["gate"]]
+    if not gated:
+        return {}
+    counts = {g: sum(v["gate"] == g for v in gated) for g in GATES}
+    listed = [v for v in gated if v["gate"] in ("REGRESSION", "XPASS")]
+    return {
+        "counts": counts,
+        "ok": not listed,
+        "listed": listed[:GATE_SHOWN],
+        "more": max(0, len(listed) - GATE_SHOWN),
+    }
+
+
+def _view(rec: dict[str, Any], index: int) -> dict[str, Any]:
+    """The few fields the static sections need."""
+    outcome = _text(rec.get("outcome") or "ERROR")
+    gate = rec.get("gate")
+    return {
+        "anchor": f"case-{index}",
+        "case": _text(rec.get("case") or rec.get("scenario") or "unnamed"),
+        "scenario": _text(rec.get("scenario")),
+        "adapter": _text(rec.get("adapter") or "unknown"),
+        "kind": _text(rec.get("kind") or "conformance"),
+        "peer": _text(rec.get("peer")),
+        "outcome": outcome,
+        "css": outcome_class(outcome),
+        "message": _text(rec.get("message")),
+        "gate": gate if gate in GATES else "",
+        "baseline_outcome": _text(rec.get("baseline_outcome")),
+        "baseline_reason": _text(rec.get("baseline_reason")),
+    }
 
 
 def render_html(
@@ -247,45 +542,84 @@ def render_html(
     summary: dict[str, Any],
     *,
     title: str = "SSPI conformance report",
+    pcaps: Mapping[int, str] | None = None,
 ) -> str:
-    """Render the report to a string (separate from writing so it can be tested or served)."""
-    recs = [r for r in records if isinstance(r, dict)]
-    limited = len(recs) > DRILLDOWN_LIMIT
-    cases = [
-        _case_view(r, i, render=not limited or _text(r.get("outcome")) != "PASS")
-        for i, r in enumerate(recs)
-    ]
-    adapters, rows = _matrix(cases)
+    """Render the report to a string. ``pcaps`` maps a record's position in ``records`` to
+    the path of its pcap relative to the report."""
+    pcaps = pcaps or {}
+    indexed = [(i, r) for i, r in enumerate(records) if isinstance(r, dict)]
+    adapters = sorted({_text(r.get("adapter") or "unknown") for _, r in indexed})
+    column = {a: i for i, a in enumerate(adapters)}
+
+    def order(item: tuple[int, dict[str, Any]]) -> tuple[str, str, int, int]:
+        i, r = item
+        case = _text(r.get("case") or r.get("scenario") or "unnamed")
+        return (_text(r.get("scenario")), case, column[_text(r.get("adapter") or "unknown")], i)
+
+    indexed.sort(key=order)
+    builder = _Builder(adapters)
+    rows = [builder.record(r, pcaps.get(i)) for i, r in indexed]
+    views = [_view(r, n) for n, (_, r) in enumerate(indexed)]
+    present: dict[str, int] = {}
+    for v in views:
+        key = _outcome_key(v["outcome"])
+        present[key] = present.get(key, 0) + 1
+    gates = _gates(views)
+    data = {
+        "v": 1,
+        "adapters": adapters,
+        "keys": list(KEYS),
+        "t": builder.table.values,
+        "r": rows,
+        "pageSize": PAGE_SIZE,
+        "gated": bool(gates),
+    }
     summary = summary if isinstance(summary, dict) else {}
-    raw_adapters = summary.get("adapters")
+    raw_adapters, raw_pairs = summary.get("adapters"), summary.get("interop")
     adapter_counts: dict[str, Any] = raw_adapters if isinstance(raw_adapters, dict) else {}
-    present = {c["key"] for c in cases}
+    pair_counts: dict[str, Any] = raw_pairs if isinstance(raw_pairs, dict) else {}
+    notes = summary.get("notes")
     context = {
         "title": _text(title),
         "summary": {
-            "cases": _text(summary.get("cases", len(recs))),
+            "cases": _text(summary.get("cases", len(indexed))),
             "duration": _duration(summary.get("duration_s")),
             "started": _text(summary.get("started")),
             "finished": _text(summary.get("finished")),
             "profile": _text(summary.get("profile")),
             "harness_version": _text(summary.get("harness_version")),
         },
-        "totals": _badges(summary.get("totals")),
-        "notes": [_text(n) for n in summary.get("notes") or [] if n],
+        "totals": _badges(summary.get("totals") or present),
+        "notes": [_text(n) for n in notes if n] if isinstance(notes, list) else [],
         "adapter_rows": [
             {"name": _text(name), "badges": _badges(counts)}
             for name, counts in adapter_counts.items()
         ],
-        "filter_outcomes": [{"name": o, "css": outcome_class(o)} for o in OUTCOMES if o in present],
-        "adapters": adapters,
-        "rows": rows,
-        "interop": _interop(cases),
-        "deviations": _deviations(cases),
-        "cases": [c for c in cases if c["render"]],
-        "omitted": sum(1 for c in cases if not c["render"]),
-        "limit": DRILLDOWN_LIMIT,
+        "pair_rows": [
+            {"name": _text(name), "badges": _badges(counts)} for name, counts in pair_counts.items()
+        ],
+        "filter_outcomes": [
+            {"name": k, "css": outcome_class(k), "count": present[k]} for k in KEYS if k in present
+        ],
+        "interop": _interop(views),
+        "deviations": _deviations(views),
+        "gates": gates,
+        "page_size": PAGE_SIZE,
+        "pcap_count": len(pcaps),
+        "data_json": script_json(data),
+        "script_hash": _HASH_PLACEHOLDER,
     }
-    return _env().get_template("report.html.j2").render(**context)
+    html = _env().get_template("report.html.j2").render(**context)
+    return _pin_script(html)
+
+
+def _pin_script(html: str) -> str:
+    """Name the inline script's hash in the CSP, so it is the only script that can run."""
+    found = _SCRIPT.search(html)
+    if found is None:
+        raise RuntimeError("report template lost its script")
+    digest = base64.b64encode(hashlib.sha256(found.group(1).encode("utf-8")).digest()).decode()
+    return html.replace(_HASH_PLACEHOLDER, f"sha256-{digest}", 1)
 
 
 def write_html(
@@ -294,15 +628,32 @@ def write_html(
     path: str | os.PathLike[str],
     *,
     title: str = "SSPI conformance report",
+    pcap_dir: str | None = "pcaps",
 ) -> Path:
-    """Write the report atomically, so a viewer never sees a truncated file."""
+    """Write the report atomically, so a viewer never sees a truncated file; with
+    ``pcap_dir``, also a pcap per failing case with handshake tokens (beside the report,
+    linked from its drill-down)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    html = render_html(records, summary, title=title)
+    recs = list(records)
+    links: dict[int, str] = {}
+    if pcap_dir:
+        from harness.report.pcap import write_pcaps
+
+        links = write_pcaps(recs, target.parent / pcap_dir)
+    html = render_html(recs, summary, title=title, pcaps=links)
     tmp = target.with_suffix(".tmp")
     tmp.write_text(html, encoding="utf-8", errors="replace")
     os.replace(tmp, target)
     return target
 
 
-__all__ = ["DRILLDOWN_LIMIT", "outcome_class", "render_html", "safe_url", "write_html"]
+__all__ = [
+    "PAGE_SIZE",
+    "outcome_class",
+    "render_html",
+    "safe_url",
+    "script_json",
+    "status_text",
+    "write_html",
+]

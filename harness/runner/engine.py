@@ -212,6 +212,7 @@ def run_jobs(
                 expected=result.expected,
                 actual=result.actual,
                 steps=[s.to_json() for s in result.steps],
+                **({"handshake": result.handshake} if result.handshake else {}),
             )
         store.append(record)
         on_case(record)

@@ -44,6 +44,7 @@ class CaseOutcome:
     message: str = ""
     expected: dict[str, Any] = field(default_factory=dict)
     actual: dict[str, Any] = field(default_factory=dict)
+    handshake: list[dict[str, str]] = field(default_factory=list)  # tokens, for pcaps
 
 
 class StepFailed(Exception):
@@ -133,6 +134,7 @@ class Sides:
     server: tuple[Adapter, Handle]
     tested: str | None = None
     mirror: tuple[Adapter, Handle] | None = None
+    transcript: list[tuple[str, bytes]] = field(default_factory=list)
 
     def of(self, step: Step) -> tuple[Adapter, Handle]:
         adapter, handle = self.client if step.by == "client" else self.server
@@ -151,7 +153,7 @@ def establish(
         pair = adapter.establish(case.options)
         if isinstance(pair, CallResult):
             return pair
-        return Sides((adapter, pair.client), (adapter, pair.server))
+        return Sides((adapter, pair.client), (adapter, pair.server), transcript=pair.transcript)
     if role == "client":
         pair = handshake(adapter.client(case.options), peer.server(case.options))
     else:
@@ -161,6 +163,7 @@ def establish(
     sides = Sides((adapter, pair.client), (peer, pair.server), tested=role)
     if role == "server":
         sides = Sides((peer, pair.client), (adapter, pair.server), tested=role)
+    sides.transcript = pair.transcript
     if isinstance(peer, ReferenceAdapter) and pair.exported_session_key is not None:
         mirror = peer.from_session_key(
             pair.flags, pair.exported_session_key, client=role == "client"
@@ -184,9 +187,7 @@ def _mirror_difference(
     ):
         ours, reference = _visible(mine), _visible(theirs)
         if ours != reference:
-            return (
-                f"buffer {index} differs from the reference's: {ours.hex()} vs {reference.hex()}"
-            )
+            return f"buffer {index} differs from the reference's: {ours.hex()} vs {reference.hex()}"
     return ""
 
 
@@ -203,7 +204,23 @@ def execute(
     peer: Adapter | None = None,
     role: str | None = None,
 ) -> CaseOutcome:
-    """Run every step of ``case``; stop at the first step that fails."""
+    """Run every step of ``case``; stop at the first step that fails. A case that does not
+    pass keeps the handshake's tokens (``handshake``) for the report's pcap."""
+    transcripts: list[list[tuple[str, bytes]]] = []
+    result = _execute(adapter, case, profile, peer, role, transcripts)
+    if result.outcome not in ("PASS", "UNSUPPORTED") and transcripts and transcripts[0]:
+        result.handshake = [{"from": who, "token": token.hex()} for who, token in transcripts[0]]
+    return result
+
+
+def _execute(
+    adapter: Adapter,
+    case: Case,
+    profile: str,
+    peer: Adapter | None,
+    role: str | None,
+    transcripts: list[list[tuple[str, bytes]]],
+) -> CaseOutcome:
     result = CaseOutcome("PASS")
     try:
         sides = establish(adapter, case, peer, role)
@@ -217,6 +234,7 @@ def execute(
     except Exception as exc:  # an exception escaping an adapter is an ERROR outcome
         result.outcome, result.message = "ERROR", f"establish: {type(exc).__name__}: {exc}"
         return result
+    transcripts.append(sides.transcript)
     if isinstance(sides, CallResult):
         name = status_name(sides.status)
         result.steps.append(StepRecord("establish", name, "SEC_E_OK", False, sides.detail))
