@@ -75,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     mutants.add_argument("--profile", choices=opt.PROFILES, default=opt.DEFAULT_PROFILE)
     mutants.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
 
+    fuzz = sub.add_parser(
+        "fuzz",
+        help="coverage-guided fuzz campaign (atheris); 'sspi-harness fuzz --help' for options",
+        add_help=False,
+    )
+    fuzz.add_argument("fuzz_args", nargs=argparse.REMAINDER)
+
     baseline = sub.add_parser("baseline", help="baselines of expected outcomes, for CI gating")
     bsub = baseline.add_subparsers(dest="baseline_command", required=True, parser_class=_Parser)
     update = bsub.add_parser("update", help="write the outcomes of a run as the new baseline")
@@ -205,6 +212,23 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fuzz(args: argparse.Namespace) -> int:
+    """Campaigns live in harness.fuzzing, which parses its own options."""
+    from harness.fuzzing.cli import main_fuzz
+
+    return main_fuzz(args.fuzz_args)
+
+
+def _regression_phase(adapters: dict[str, Any], store: Any) -> None:
+    """Replay every regression vector (vectors/regressions, from fuzz findings) per adapter."""
+    from harness.fuzzing.regressions import replay_regressions
+
+    for name in adapters:
+        for record in replay_regressions(name):
+            if (name, record.get("case")) not in store.done:
+                store.append(record)
+
+
 def _cmd_mutants(args: argparse.Namespace) -> int:
     """Mutation score: every shipped mutant must be killed by some case."""
     import json
@@ -295,6 +319,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     broken = ""
     try:
         run_jobs(jobs, pool, store, profile=args.profile, on_case=progress.advance)
+        if not args.case:
+            _regression_phase(adapters, store)
         if args.properties > 0:
             _property_phase(adapters, store, args.properties, peers=not args.no_peers)
     except KeyboardInterrupt:
@@ -440,13 +466,19 @@ def _cmd_vectors(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        arguments = list(sys.argv[1:] if argv is None else argv)
+        if arguments[:1] == ["fuzz"]:  # the fuzz command parses its own options
+            from harness.fuzzing.cli import main_fuzz
+
+            return main_fuzz(arguments[1:])
+        args = _parser().parse_args(arguments)
         command = {
             "run": _cmd_run,
             "adapters": _cmd_adapters,
             "vectors": _cmd_vectors,
             "baseline": _cmd_baseline,
             "mutants": _cmd_mutants,
+            "fuzz": _cmd_fuzz,
         }
         return command[args.command](args)
     except UsageError as exc:
