@@ -21,10 +21,14 @@ def test_run_writes_the_output_contract(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert _run("run", "--adapter", "reference", "--out", str(out), "--quiet") == 0
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    assert records and all(r["outcome"] == "PASS" for r in records)
+    assert records and all(r["outcome"] == "PASS" for r in records)  # regressions included
     for key in ("case", "adapter", "outcome", "expected", "actual", "duration_s"):
         assert all(key in r for r in records)
-    assert records[0]["case"] == "sanity[start]" and records[-1]["case"] == "sanity[end]"
+    conformance = [r for r in records if r["kind"] == "conformance"]
+    assert conformance[0]["case"] == "sanity[start]" and conformance[-1]["case"] == "sanity[end]"
+    # then the fuzz findings kept as regression vectors are replayed
+    regressions = [r for r in records if r["kind"] == "regression"]
+    assert regressions and all(r["outcome"] == "PASS" for r in regressions)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["adapters"]["reference"]["PASS"] == len(records)
     suites = ET.parse(out / "junit.xml").getroot()
