@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """atheris target `verify` (see docs/fuzzing.md), driven by libFuzzer.
 
-    python fuzz/fuzz_verify.py --adapter reference -max_total_time=60 fuzz/corpus/verify
+    mkdir -p work   # libFuzzer adds new inputs to the first corpus directory
+    python fuzz/fuzz_verify.py --adapter reference -max_total_time=60 \
+        work fuzz/corpus/verify
     python fuzz/fuzz_verify.py --adapter pyspnego crash-<sha1>      # replay one input
 
 Options before the libFuzzer flags: --adapter NAME (default $SSPI_FUZZ_ADAPTER or reference),

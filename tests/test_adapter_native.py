@@ -361,6 +361,7 @@ def test_dangerous_call(code: str, expected: str) -> None:
 # NativeAdapter.isolate puts the library in a worker process, so its crashes are CRASH outcomes.
 # A call on a deleted handle never returns (TIMEOUT in the baseline): a 1-second call timeout
 # keeps the hangs short and is still far above any real call here (a few milliseconds).
+REPO_ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "tests" / "baselines" / "native.json"
 JOBS = {"alone": "*]", "as-client": "*]@as-client", "as-server": "*]@as-server"}
 
@@ -379,5 +380,7 @@ def test_baseline_names_real_cases() -> None:
     """Every baseline entry matches some job of the catalogue (none is left over)."""
     jobs = plan_jobs({"native": NativeAdapter}, plan(load_catalogue()), interop=False)
     ids = [job.id for job in jobs]
+    # fuzz findings kept as regression vectors are replayed by every run, too
+    ids += [f"regression[{p.stem}]" for p in (REPO_ROOT / "vectors" / "regressions").glob("*.json")]
     entries = load_baseline(BASELINE).adapters["native"]
     assert entries and all(any(e.matches(i) for i in ids) for e in entries)

@@ -4,6 +4,8 @@ Modules (imported lazily: a fuzzer child must instrument ``harness`` before it i
 
 - ``decode``: fuzzer bytes → choices (atheris.FuzzedDataProvider), and back (seed writing);
 - ``targets``: the targets (verify, decrypt, descriptor, handshake, differential, properties);
+- ``tokens``: structure-aware NTLM token mutation with scapy's packet classes;
+- ``seeds``: the seed corpora of ``fuzz/corpus``, written from readable scripts;
 - ``properties``: Hypothesis properties used as a target through ``fuzz_one_input``;
 - ``child``: the atheris entry point of one fuzzer process (``fuzz/fuzz_<target>.py``);
 - ``engine``: ``run_campaign`` (fuzzer processes, live stats, crash artifacts, restarts);

@@ -114,6 +114,7 @@ class _Child:
     ft: int = 0
     features: int = 0
     done: int | None = None
+    hits: dict[str, int] = field(default_factory=dict)
     artifacts: list[str] = field(default_factory=list)
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=60))
 
@@ -227,6 +228,8 @@ class _Campaign:
         self.started = time.monotonic()
         self.runs_left = self.runs
         self.quick_failures: dict[int, int] = {}
+        self.interrupted_late = False
+        self.hits: dict[str, int] = {}  # finding id → inputs that produced it, all processes
 
     # -- fuzzer processes ---------------------------------------------------------------------
 
@@ -331,6 +334,8 @@ class _Campaign:
                 self.current.pop(job, None)
                 self.finished_execs += child.total
                 self.finished_calls += child.calls
+                for fid, count in child.hits.items():
+                    self.hits[fid] = self.hits.get(fid, 0) + count
             if self.stop.is_set():
                 return
             for artifact in child.artifacts:
@@ -362,6 +367,9 @@ class _Campaign:
             child.execs = max(child.execs, int(stats.get("execs", 0)))
             child.calls = max(child.calls, int(stats.get("ops", 0)))
             child.features = max(child.features, int(stats.get("features", 0)))
+            hits = stats.get("hits")
+            if isinstance(hits, dict):
+                child.hits = {str(k): int(v) for k, v in hits.items()}
             return
         match = _LIBFUZZER.match(line)
         if match:
@@ -590,6 +598,7 @@ def _count_findings(directory: Path) -> int:
 def _summary(record: dict[str, Any]) -> dict[str, Any]:
     keys = (
         "id",
+        "hits",
         "kind",
         "signature",
         "message",
@@ -715,7 +724,11 @@ def run_campaign(
         regressions_dir=None if regressions_dir is None else Path(regressions_dir),
     )
     campaign.write(
-        stats, interrupted=interrupted, final=True, findings=findings, regressions=regressions
+        stats,
+        interrupted=interrupted or campaign.interrupted_late,
+        final=True,
+        findings=findings,
+        regressions=regressions,
     )
     return CampaignResult(
         adapter=name,
@@ -732,7 +745,7 @@ def run_campaign(
         features=stats.features,
         findings=findings,
         restarts=stats.restarts,
-        interrupted=interrupted,
+        interrupted=interrupted or campaign.interrupted_late,
         series=campaign.series,
         regressions=list(regressions),
         errors=list(campaign.errors),
@@ -760,20 +773,22 @@ def _triage(
     for record in records:
         folder = Path(record["folder"])
         try:
-            record = triage_folder(
-                folder,
-                minimize_inputs=minimize,
-                budget_s=budget_s,
-                timeout_s=campaign.timeout_s,
-                profile=campaign.profile,
-                isolation="worker" if risky else None,
-            )
+            if not campaign.interrupted_late:
+                record = triage_folder(
+                    folder,
+                    minimize_inputs=minimize,
+                    budget_s=budget_s,
+                    timeout_s=campaign.timeout_s,
+                    profile=campaign.profile,
+                    isolation="worker" if risky else None,
+                )
         except KeyboardInterrupt:
-            minimize = False
+            campaign.interrupted_late = True
         except Exception as exc:  # noqa: BLE001 - an unreplayable finding is still a finding
             campaign.errors.append(f"triage of {folder.name} failed: {type(exc).__name__}: {exc}")
         record["folder"] = str(folder)
         record["profile"] = campaign.profile
+        record["hits"] = max(campaign.hits.get(folder.name, 0), 1)
         if regressions_dir is not None and record.get("kind") != "harness-error":
             path = write_vector(regressions_dir, vector_from_finding(record, regressions_dir))
             record["regression"] = str(path)

@@ -93,8 +93,10 @@ OUTCOME_OF_KIND = {
 
 @dataclass(frozen=True)
 class Finding:
-    """What an input made an adapter do wrong. ``signature`` is what deduplication compares
-    (kind, operation, statuses or exception type and place: never the input's bytes)."""
+    """What an input made an adapter do wrong. ``signature`` is what deduplication compares:
+    kind, SSPI function, and the statuses, the exception type, the written buffer's type or
+    the signal; never the input's bytes, nor where an exception was raised (a worker does not
+    say), which ``message`` and ``detail`` carry."""
 
     kind: str
     signature: str

@@ -263,6 +263,16 @@ class NtlmServer:
         self._challenge = challenge_bytes
 
     def accept(self, authenticate_bytes: bytes) -> None:
+        """Verify an AUTHENTICATE; any defect is a HandshakeError or MessageError, never a
+        crypto library exception escaping (a fuzzer found key-size errors on odd flags)."""
+        try:
+            self._accept(authenticate_bytes)
+        except (m.MessageError, HandshakeError):
+            raise
+        except ValueError as exc:
+            raise HandshakeError(0x80090308, f"AUTHENTICATE cannot be processed: {exc}") from exc
+
+    def _accept(self, authenticate_bytes: bytes) -> None:
         auth = m.decode_authenticate(authenticate_bytes)
         user = auth.user.decode("utf-16-le", "replace")
         domain = auth.domain.decode("utf-16-le", "replace")

@@ -162,6 +162,12 @@ class NtlmPackage:
             and len(call.buffers) >= 2
         )
 
+    @staticmethod
+    def _writable(token: SecBuffer) -> bool:
+        """A TOKEN marked read-only cannot receive the signature ("The package can read this
+        buffer, but cannot modify it", SecBuffer), so it is not a valid TOKEN for output."""
+        return not token.flags & 0x90000000 and token.data is not None
+
     def make_signature(self, handle: Handle, qop: int, desc: SecBufferDesc | None, seqno: int) -> S:
         """MakeSignature. fQOP is ignored (the seed: "The quality of service parameter is
         ignored"); SEC_E_QOP_NOT_SUPPORTED when "the quality of protection negotiated between
@@ -171,10 +177,11 @@ class NtlmPackage:
         call = self._open(handle, desc, lambda ctx: ctx.integrity)
         if not isinstance(call, _Call):
             return call
-        if not self._signature_call(call) or call.token is None:
+        token = call.token
+        if not self._signature_call(call) or token is None or not self._writable(token):
             return S.SEC_E_INVALID_TOKEN
         message = b"".join(_bytes(b) for b in call.buffers if _is_signed(b))
-        _write_token(call.token, call.session.sign(message, seqno))
+        _write_token(token, call.session.sign(message, seqno))
         return S.SEC_E_OK
 
     def verify_signature(
@@ -207,7 +214,7 @@ class NtlmPackage:
             return call
         if qop not in (0, SECQOP_WRAP_NO_ENCRYPT):
             return S.SEC_E_QOP_NOT_SUPPORTED
-        if call.token is None or not call.data:
+        if call.token is None or not call.data or not self._writable(call.token):
             return S.SEC_E_INVALID_TOKEN
         if call.token.cb_buffer < SIGNATURE_SIZE:
             return S.SEC_E_BUFFER_TOO_SMALL
@@ -218,8 +225,8 @@ class NtlmPackage:
         targets = [b for b in call.data if _is_encrypted(b)]
         sealed, signature = call.session.seal([_bytes(b) for b in targets], signed, seqno)
         for buf, out in zip(targets, sealed, strict=True):
-            assert buf.data is not None
-            buf.data[: len(out)] = out
+            if buf.data is not None:  # a NULL pvBuffer with cbBuffer 0 holds nothing
+                buf.data[: len(out)] = out
         _write_token(call.token, signature)
         return S.SEC_E_OK
 
@@ -243,6 +250,6 @@ class NtlmPackage:
         )
         if status == S.SEC_E_OK:
             for buf, out in zip(data, plain, strict=True):
-                assert buf.data is not None
-                buf.data[: len(out)] = out
+                if buf.data is not None:
+                    buf.data[: len(out)] = out
         return status, 0
