@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _baseline_gate import JOBS as ALL_JOBS
+from _baseline_gate import gate_exit_code, stale_entries
 
 from harness.adapters.base import (
     AdapterError,
@@ -33,10 +35,7 @@ from harness.adapters.gss import (
     map_gss_status,
 )
 from harness.adapters.reference import ReferenceAdapter, requested_flags
-from harness.cli import main
 from harness.ntlm import messages as m
-from harness.report.baseline import load_baseline
-from harness.runner.engine import plan, plan_jobs
 from harness.runner.executor import execute
 from harness.runner.worker import isolated
 from harness.scenarios import load_catalogue
@@ -387,24 +386,16 @@ def test_inexpressible_descriptors_raise(adapter: GssapiAdapter) -> None:
 # listed case that now passes is an unexpected pass, so a fixed bug forces the baseline (and its
 # reason) to be updated. UNSUPPORTED and NON_STRICT cases are not failures and are not listed.
 # GssapiAdapter.isolate puts it in a worker process, so its crashes are CRASH outcomes.
-REPO_ROOT = Path(__file__).resolve().parents[1]
-BASELINE = Path(__file__).resolve().parent / "baselines" / "gssapi.json"
-JOBS = {"alone": "*]", "as-client": "*]@as-client", "as-server": "*]@as-server"}
+JOBS = ALL_JOBS
 
 
 @pytest.mark.parametrize("jobs", JOBS)
 def test_catalogue_matches_the_baseline(
     jobs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["run", "--adapter", "gssapi", "--case", JOBS[jobs], "--out", str(tmp_path)]
-    assert main([*argv, "--quiet", "--baseline", str(BASELINE)]) == 0, capsys.readouterr().err
+    assert gate_exit_code("gssapi", jobs, tmp_path) == 0, capsys.readouterr().err
 
 
 def test_baseline_names_real_cases() -> None:
     """Every baseline entry matches some job of the catalogue (none is left over)."""
-    jobs = plan_jobs({"gssapi": GssapiAdapter}, plan(load_catalogue()), interop=False)
-    ids = [job.id for job in jobs]
-    # fuzz findings kept as regression vectors are replayed by every run, too
-    ids += [f"regression[{p.stem}]" for p in (REPO_ROOT / "vectors" / "regressions").glob("*.json")]
-    entries = load_baseline(BASELINE).adapters["gssapi"]
-    assert entries and all(any(e.matches(i) for i in ids) for e in entries)
+    assert stale_entries("gssapi", GssapiAdapter) == []

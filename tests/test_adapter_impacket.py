@@ -12,6 +12,8 @@ import struct
 from pathlib import Path
 
 import pytest
+from _baseline_gate import JOBS as ALL_JOBS
+from _baseline_gate import baseline_path, gate_exit_code, stale_entries
 
 from harness.adapters.base import (
     CallResult,
@@ -29,11 +31,9 @@ from harness.adapters.impacket_ntlm import (
     status_of,
 )
 from harness.adapters.reference import ReferenceAdapter
-from harness.cli import main
 from harness.ntlm.flags import NegotiateFlags as F
 from harness.ntlm.keys import sealkey
 from harness.report.baseline import gate, load_baseline
-from harness.runner.engine import plan, plan_jobs
 from harness.runner.executor import execute
 from harness.scenarios import load_catalogue
 from harness.sspi.buffers import SecBuffer, SecBufferDesc
@@ -348,27 +348,20 @@ def test_impacket_sealkey_weakens_the_key_without_ess() -> None:
 # exactly those: a new failure is a regression, and a listed case that now passes is an unexpected
 # pass, so a fixed bug forces the baseline (and its reason) to be updated. UNSUPPORTED and
 # NON_STRICT cases are not failures and are not listed.
-REPO_ROOT = Path(__file__).resolve().parents[1]
-BASELINE = Path(__file__).resolve().parent / "baselines" / "impacket.json"
-JOBS = {"alone": "*]", "as-client": "*]@as-client"}
+BASELINE = baseline_path("impacket")
+JOBS = {k: v for k, v in ALL_JOBS.items() if k != "as-server"}
 
 
 @pytest.mark.parametrize("jobs", JOBS)
 def test_catalogue_matches_the_baseline(
     jobs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["run", "--adapter", "impacket", "--case", JOBS[jobs], "--out", str(tmp_path)]
-    assert main([*argv, "--quiet", "--baseline", str(BASELINE)]) == 0, capsys.readouterr().err
+    assert gate_exit_code("impacket", jobs, tmp_path) == 0, capsys.readouterr().err
 
 
 def test_baseline_names_real_cases() -> None:
     """Every baseline entry matches some job of the catalogue (none is left over)."""
-    jobs = plan_jobs({"impacket": ImpacketAdapter}, plan(load_catalogue()), interop=False)
-    ids = [job.id for job in jobs]
-    # fuzz findings kept as regression vectors are replayed by every run, too
-    ids += [f"regression[{p.stem}]" for p in (REPO_ROOT / "vectors" / "regressions").glob("*.json")]
-    entries = load_baseline(BASELINE).adapters["impacket"]
-    assert entries and all(any(e.matches(i) for i in ids) for e in entries)
+    assert stale_entries("impacket", ImpacketAdapter) == []
 
 
 def test_catalogue_against_a_server_without_dns_names() -> None:

@@ -17,6 +17,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from _baseline_gate import JOBS as ALL_JOBS
+from _baseline_gate import gate_exit_code, stale_entries
 
 from harness.adapters.base import (
     AdapterError,
@@ -28,11 +30,7 @@ from harness.adapters.base import (
 )
 from harness.adapters.native import NativeAdapter
 from harness.adapters.reference import ReferenceAdapter
-from harness.cli import main
 from harness.ntlm.flags import NegotiateFlags as F
-from harness.report.baseline import load_baseline
-from harness.runner.engine import plan, plan_jobs
-from harness.scenarios import load_catalogue
 from harness.sspi.buffers import SecBuffer, SecBufferDesc
 from harness.sspi.constants import BufferType
 from harness.sspi.constants import SecStatus as S
@@ -361,9 +359,7 @@ def test_dangerous_call(code: str, expected: str) -> None:
 # NativeAdapter.isolate puts the library in a worker process, so its crashes are CRASH outcomes.
 # A call on a deleted handle never returns (TIMEOUT in the baseline): a 1-second call timeout
 # keeps the hangs short and is still far above any real call here (a few milliseconds).
-REPO_ROOT = Path(__file__).resolve().parents[1]
-BASELINE = ROOT / "tests" / "baselines" / "native.json"
-JOBS = {"alone": "*]", "as-client": "*]@as-client", "as-server": "*]@as-server"}
+JOBS = ALL_JOBS
 
 
 @pytest.mark.parametrize("jobs", JOBS)
@@ -371,16 +367,10 @@ def test_catalogue_matches_the_baseline(
     jobs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _libsspi_or_skip()
-    argv = ["run", "--adapter", "native", "--case", JOBS[jobs], "--out", str(tmp_path)]
-    argv += ["--timeout", "1", "--quiet", "--baseline", str(BASELINE)]
-    assert main(argv) == 0, capsys.readouterr().err
+    code = gate_exit_code("native", jobs, tmp_path, "--timeout", "1")
+    assert code == 0, capsys.readouterr().err
 
 
 def test_baseline_names_real_cases() -> None:
     """Every baseline entry matches some job of the catalogue (none is left over)."""
-    jobs = plan_jobs({"native": NativeAdapter}, plan(load_catalogue()), interop=False)
-    ids = [job.id for job in jobs]
-    # fuzz findings kept as regression vectors are replayed by every run, too
-    ids += [f"regression[{p.stem}]" for p in (REPO_ROOT / "vectors" / "regressions").glob("*.json")]
-    entries = load_baseline(BASELINE).adapters["native"]
-    assert entries and all(any(e.matches(i) for i in ids) for e in entries)
+    assert stale_entries("native", NativeAdapter) == []

@@ -7,6 +7,8 @@ import importlib.metadata
 from pathlib import Path
 
 import pytest
+from _baseline_gate import JOBS as ALL_JOBS
+from _baseline_gate import gate_exit_code, stale_entries
 
 from harness.adapters.base import (
     CallResult,
@@ -25,11 +27,8 @@ from harness.adapters.scapy_ntlm import (
     status_of,
     status_of_gss,
 )
-from harness.cli import main
 from harness.ntlm import messages as m
 from harness.ntlm.flags import NegotiateFlags as F
-from harness.report.baseline import load_baseline
-from harness.runner.engine import plan, plan_jobs
 from harness.scenarios import load_catalogue
 from harness.sspi.buffers import SecBuffer, SecBufferDesc
 from harness.sspi.constants import (
@@ -370,27 +369,19 @@ def test_status_table() -> None:
 # gate only if the failures are exactly those: a new failure is a regression, and a listed case
 # that now passes is an unexpected pass, so a fixed bug forces the baseline (and its reason) to be
 # updated. UNSUPPORTED and NON_STRICT cases are not failures and are not listed.
-REPO_ROOT = Path(__file__).resolve().parents[1]
-BASELINE = Path(__file__).resolve().parent / "baselines" / "scapy.json"
-JOBS = {"alone": "*]", "as-client": "*]@as-client", "as-server": "*]@as-server"}
+JOBS = ALL_JOBS
 
 
 @pytest.mark.parametrize("jobs", JOBS)
 def test_catalogue_matches_the_baseline(
     jobs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["run", "--adapter", "scapy", "--case", JOBS[jobs], "--out", str(tmp_path)]
-    assert main([*argv, "--quiet", "--baseline", str(BASELINE)]) == 0, capsys.readouterr().err
+    assert gate_exit_code("scapy", jobs, tmp_path) == 0, capsys.readouterr().err
 
 
 def test_baseline_names_real_cases() -> None:
     """Every baseline entry matches some job of the catalogue (none is left over)."""
-    jobs = plan_jobs({"scapy": ScapyAdapter}, plan(load_catalogue()), interop=False)
-    ids = [job.id for job in jobs]
-    # fuzz findings kept as regression vectors are replayed by every run, too
-    ids += [f"regression[{p.stem}]" for p in (REPO_ROOT / "vectors" / "regressions").glob("*.json")]
-    entries = load_baseline(BASELINE).adapters["scapy"]
-    assert entries and all(any(e.matches(i) for i in ids) for e in entries)
+    assert stale_entries("scapy", ScapyAdapter) == []
 
 
 def test_unsupported_cases_are_what_scapy_lacks() -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.adapters.base import Adapter, Capability
+from harness.adapters.base import Adapter, Availability, Capability
 from harness.runner.executor import execute
 from harness.runner.store import ResultStore
 from harness.scenarios.model import Case
@@ -138,14 +138,20 @@ class AdapterPool:
     def __init__(self, classes: dict[str, type[Adapter]]) -> None:
         self.classes = classes
         self._instances: dict[str, Adapter] = {}
+        self._availability: dict[str, Availability] = {}
+
+    def availability(self, name: str) -> Availability:
+        """``available()`` of an adapter, asked once per run (it may probe a library)."""
+        if name not in self._availability:
+            self._availability[name] = self.classes[name].available()
+        return self._availability[name]
 
     def get(self, name: str) -> Adapter | None:
         """The instance, or None when the backend is not available here."""
         if name not in self._instances:
-            cls = self.classes[name]
-            if not cls.available().ok:
+            if not self.availability(name).ok:
                 return None
-            self._instances[name] = cls()
+            self._instances[name] = self.classes[name]()
         return self._instances[name]
 
     def close(self) -> None:
@@ -157,10 +163,11 @@ class AdapterPool:
                 pass
 
 
-def _missing(job: Job, classes: dict[str, type[Adapter]]) -> str:
+def _missing(job: Job, pool: AdapterPool) -> str:
     """Why a job cannot run, or "" when it can."""
+    classes = pool.classes
     for name in filter(None, (job.adapter, job.peer)):
-        availability = classes[name].available()
+        availability = pool.availability(name)
         if not availability.ok:
             return f"{name}: {availability.reason}"
     missing = job.planned.case.needs & ~classes[job.adapter].capabilities
@@ -183,7 +190,7 @@ def run_jobs(
     for job in jobs:
         if (job.adapter, job.id) in store.done:
             continue
-        reason = _missing(job, pool.classes)
+        reason = _missing(job, pool)
         isolated = getattr(pool.classes[job.adapter], "target", "") != ""
         if reason:
             record = _record(

@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
-from harness.adapters.base import Handle
+from harness.adapters.base import CallResult, Handle
 from harness.adapters.reference import ReferenceAdapter
 from harness.ntlm.handshake import Established, Randomness
 from harness.ntlm.package import Context, NtlmPackage
@@ -96,3 +96,51 @@ def settle(pairs: Sequence[tuple[SecBuffer, SecBuffer]]) -> None:
     """Carry back what the package changed besides the shared bytes: a new ``cbBuffer``."""
     for original, view in pairs:
         original.declared_length = view.declared_length
+
+
+class ViewMutant(MutantAdapter):
+    """A mutant whose bug is only a misreading of the descriptor: the listed message functions
+    get ``view(message)`` (a ``shadow`` over the same memory) instead of the caller's
+    descriptor, and a changed ``cbBuffer`` is carried back with ``settle``."""
+
+    misread: ClassVar[frozenset[str]] = frozenset()  # "sign", "verify", "seal", "unseal"
+
+    def view(self, message: SecBufferDesc | None) -> tuple[SecBufferDesc | None, Pairs]:
+        return shadow(message)
+
+    def _through_view(
+        self,
+        op: str,
+        message: SecBufferDesc | None,
+        call: Callable[[SecBufferDesc | None], CallResult],
+    ) -> CallResult:
+        if op not in self.misread:
+            return call(message)
+        view, pairs = self.view(message)
+        result = call(view)
+        settle(pairs)
+        return result
+
+    def make_signature(
+        self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        sign = super().make_signature
+        return self._through_view("sign", message, lambda m: sign(handle, qop, m, seqno))
+
+    def verify_signature(
+        self, handle: Handle, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        verify = super().verify_signature
+        return self._through_view("verify", message, lambda m: verify(handle, m, seqno))
+
+    def encrypt_message(
+        self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        seal = super().encrypt_message
+        return self._through_view("seal", message, lambda m: seal(handle, qop, m, seqno))
+
+    def decrypt_message(
+        self, handle: Handle, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        unseal = super().decrypt_message
+        return self._through_view("unseal", message, lambda m: unseal(handle, m, seqno))

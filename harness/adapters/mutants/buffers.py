@@ -10,6 +10,7 @@ from harness.adapters.mutants._base import (
     MutantAdapter,
     MutantPackage,
     Pairs,
+    ViewMutant,
     data_buffers,
     settle,
     shadow,
@@ -20,7 +21,7 @@ from harness.sspi.buffers import SecBuffer, SecBufferDesc
 from harness.sspi.constants import BufferType, SecStatus
 
 
-class SignsReverseOrder(MutantAdapter):
+class SignsReverseOrder(ViewMutant):
     """Bug: walks the DATA buffers from the last to the first (a list built by prepending),
     in every message function, so a multi-buffer message is checksummed and encrypted in the
     wrong order. Its own peer agrees with it; the reference does not.
@@ -30,39 +31,13 @@ class SignsReverseOrder(MutantAdapter):
     buffers")."""
 
     name = "mutant-signs-reverse-order"
+    misread = frozenset({"sign", "verify", "seal", "unseal"})
 
-    @staticmethod
-    def _view(message: SecBufferDesc | None) -> tuple[SecBufferDesc | None, Pairs]:
+    def view(self, message: SecBufferDesc | None) -> tuple[SecBufferDesc | None, Pairs]:
         return shadow(message, reorder=lambda data: data[::-1])
 
-    def make_signature(
-        self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
-    ) -> CallResult:
-        view, pairs = self._view(message)
-        result = super().make_signature(handle, qop, view, seqno)
-        settle(pairs)
-        return result
 
-    def verify_signature(
-        self, handle: Handle, message: SecBufferDesc | None, seqno: int
-    ) -> CallResult:
-        return super().verify_signature(handle, self._view(message)[0], seqno)
-
-    def encrypt_message(
-        self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
-    ) -> CallResult:
-        view, pairs = self._view(message)
-        result = super().encrypt_message(handle, qop, view, seqno)
-        settle(pairs)
-        return result
-
-    def decrypt_message(
-        self, handle: Handle, message: SecBufferDesc | None, seqno: int
-    ) -> CallResult:
-        return super().decrypt_message(handle, self._view(message)[0], seqno)
-
-
-class SignsFirstDataOnly(MutantAdapter):
+class SignsFirstDataOnly(ViewMutant):
     """Bug: MakeSignature and VerifySignature checksum only the first DATA buffer (the
     single-buffer code path of GSS_GetMIC reused for SSPI); later DATA buffers are not
     protected at all.
@@ -72,24 +47,11 @@ class SignsFirstDataOnly(MutantAdapter):
     MS-NLMP §3.4.6 GSS_WrapEx (multiple input buffers form one message)."""
 
     name = "mutant-signs-first-data-only"
+    misread = frozenset({"sign", "verify"})
 
-    @staticmethod
-    def _view(message: SecBufferDesc | None) -> tuple[SecBufferDesc | None, Pairs]:
+    def view(self, message: SecBufferDesc | None) -> tuple[SecBufferDesc | None, Pairs]:
         later = {id(b) for b in data_buffers(message)[1:]}
         return shadow(message, lambda b: BufferType.EMPTY if id(b) in later else b.buffer_type)
-
-    def make_signature(
-        self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
-    ) -> CallResult:
-        view, pairs = self._view(message)
-        result = super().make_signature(handle, qop, view, seqno)
-        settle(pairs)
-        return result
-
-    def verify_signature(
-        self, handle: Handle, message: SecBufferDesc | None, seqno: int
-    ) -> CallResult:
-        return super().verify_signature(handle, self._view(message)[0], seqno)
 
 
 Operation = Callable[[SecBufferDesc | None], CallResult]

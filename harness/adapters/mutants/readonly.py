@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 
 from harness.adapters.base import CallResult, Handle
-from harness.adapters.mutants._base import MutantAdapter, settle, shadow
+from harness.adapters.mutants._base import MutantAdapter, Pairs, ViewMutant, shadow
 from harness.ntlm.crypto import RC4Stream, crc32, hmac_md5, xor_bytes
 from harness.ntlm.session import SIGNATURE_SIZE, SIGNATURE_VERSION, Direction, SessionSecurity
 from harness.sspi.buffers import SecBuffer, SecBufferDesc
@@ -38,7 +38,7 @@ def _writable(buf: SecBuffer) -> int:
     return buf.buffer_type
 
 
-class SignsReadonly(MutantAdapter):
+class SignsReadonly(ViewMutant):
     """Bug: MakeSignature and VerifySignature checksum every DATA buffer, ignoring
     SECBUFFER_READONLY, so a header the caller marked "do not sign" is covered anyway.
 
@@ -46,23 +46,13 @@ class SignsReadonly(MutantAdapter):
     will not be signed." """
 
     name = "mutant-signs-readonly"
+    misread = frozenset({"sign", "verify"})
 
-    def make_signature(
-        self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
-    ) -> CallResult:
-        view, pairs = shadow(message, _without_readonly)
-        result = super().make_signature(handle, qop, view, seqno)
-        settle(pairs)
-        return result
-
-    def verify_signature(
-        self, handle: Handle, message: SecBufferDesc | None, seqno: int
-    ) -> CallResult:
-        view, _ = shadow(message, _without_readonly)
-        return super().verify_signature(handle, view, seqno)
+    def view(self, message: SecBufferDesc | None) -> tuple[SecBufferDesc | None, Pairs]:
+        return shadow(message, _without_readonly)
 
 
-class SkipsReadonlyWithChecksum(MutantAdapter):
+class SkipsReadonlyWithChecksum(ViewMutant):
     """Bug: treats SECBUFFER_READONLY_WITH_CHECKSUM like SECBUFFER_READONLY and leaves the
     buffer out of the checksum in every message function (a reading of the MakeSignature
     page's "does not process buffers with the SECBUFFER_READONLY_WITH_CHECKSUM attribute").
@@ -72,37 +62,13 @@ class SkipsReadonlyWithChecksum(MutantAdapter):
     (Wine's dlls/secur32/tests/ntlm.c signature vectors)."""
 
     name = "mutant-skips-readonly-with-checksum"
+    misread = frozenset({"sign", "verify", "seal", "unseal"})
 
-    def make_signature(
-        self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
-    ) -> CallResult:
-        view, pairs = shadow(message, _checksum_as_readonly)
-        result = super().make_signature(handle, qop, view, seqno)
-        settle(pairs)
-        return result
-
-    def verify_signature(
-        self, handle: Handle, message: SecBufferDesc | None, seqno: int
-    ) -> CallResult:
-        view, _ = shadow(message, _checksum_as_readonly)
-        return super().verify_signature(handle, view, seqno)
-
-    def encrypt_message(
-        self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
-    ) -> CallResult:
-        view, pairs = shadow(message, _checksum_as_readonly)
-        result = super().encrypt_message(handle, qop, view, seqno)
-        settle(pairs)
-        return result
-
-    def decrypt_message(
-        self, handle: Handle, message: SecBufferDesc | None, seqno: int
-    ) -> CallResult:
-        view, _ = shadow(message, _checksum_as_readonly)
-        return super().decrypt_message(handle, view, seqno)
+    def view(self, message: SecBufferDesc | None) -> tuple[SecBufferDesc | None, Pairs]:
+        return shadow(message, _checksum_as_readonly)
 
 
-class EncryptsReadonly(MutantAdapter):
+class EncryptsReadonly(ViewMutant):
     """Bug: EncryptMessage encrypts every DATA buffer in place, read-only ones included (the
     attribute bits are not masked before the type test), so it writes into caller memory it
     was told not to touch and sends the header encrypted.
@@ -112,14 +78,10 @@ class EncryptsReadonly(MutantAdapter):
     but cannot modify it"."""
 
     name = "mutant-encrypts-readonly"
+    misread = frozenset({"seal"})
 
-    def encrypt_message(
-        self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
-    ) -> CallResult:
-        view, pairs = shadow(message, _writable)
-        result = super().encrypt_message(handle, qop, view, seqno)
-        settle(pairs)
-        return result
+    def view(self, message: SecBufferDesc | None) -> tuple[SecBufferDesc | None, Pairs]:
+        return shadow(message, _writable)
 
 
 class _KeystreamRecordingSession(SessionSecurity):
