@@ -244,10 +244,10 @@ class Catalogue(pytest.Collector):
                 if capability.name in opt.CAPABILITY_MARKERS and capability in needs:
                     item.add_marker(getattr(pytest.mark, opt.marker_name(capability.name)))
             entry = state.baseline.expected(state.name, job.id) if state.baseline else None
-            if entry is not None and entry.outcome in FAILING:
+            if entry is not None and entry.failing:
                 item.add_marker(
                     pytest.mark.xfail(
-                        reason=f"baseline {entry.outcome}: {entry.reason}",
+                        reason=f"baseline {entry.describe()}: {entry.reason}",
                         strict=True,
                         raises=ExpectedFailure,
                     )

@@ -63,6 +63,27 @@ def test_reasons_survive_an_update(tmp_path: Path) -> None:
     assert again["adapters"][MUTANT][0]["reason"] == "reviewed: accepts replays (bug 42)"
 
 
+def test_a_list_of_outcomes_accepts_any_of_them(tmp_path: Path) -> None:
+    """For non-deterministic behaviour (a use-after-free) a baseline entry lists the outcomes
+    it accepts; the gate passes on any of them, fails on another, and an update keeps the list."""
+    assert _run(tmp_path) == 1
+    baseline = tmp_path / "b.json"
+    main(["baseline", "update", "--from", str(tmp_path / "run"), "--out", str(baseline)])
+    data = json.loads(baseline.read_text())
+    for entry in data["adapters"][MUTANT]:
+        entry["outcome"] = ["TIMEOUT", "FAIL"]
+    baseline.write_text(json.dumps(data))
+    assert _run(tmp_path, "--baseline", str(baseline)) == 0
+    main(["baseline", "update", "--from", str(tmp_path / "run"), "--out", str(baseline)])
+    kept = json.loads(baseline.read_text())["adapters"][MUTANT]
+    assert all(e["outcome"] == ["TIMEOUT", "FAIL"] for e in kept)
+
+    for entry in data["adapters"][MUTANT]:
+        entry["outcome"] = ["TIMEOUT", "CRASH"]  # FAIL is no longer accepted
+    baseline.write_text(json.dumps(data))
+    assert _run(tmp_path, "--baseline", str(baseline)) == 1
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -76,6 +97,11 @@ def test_reasons_survive_an_update(tmp_path: Path) -> None:
             '{"schema": "sspi-harness-baseline/1", "adapters": {"x": '
             '[{"case": "a", "outcome": "MAYBE", "reason": "r"}]}}',
             "is not an outcome",
+        ),
+        (
+            '{"schema": "sspi-harness-baseline/1", "adapters": {"x": '
+            '[{"case": "a", "outcome": [], "reason": "r"}]}}',
+            "at least one outcome",
         ),
         (
             '{"schema": "sspi-harness-baseline/1", "adapters": {"x": '

@@ -6,6 +6,10 @@ anything new. An unexpected pass fails the gate too, so a fixed bug forces the b
 updated (and the reason to go). Entries name cases exactly or with globs (``verify-replay[*]``)
 so that one reason can cover a family; the first entry that matches a case wins.
 
+``outcome`` is one outcome or a list of them: a list is for behaviour that is not
+deterministic, such as a call on a freed context (a use-after-free hangs on one machine and
+returns a status on another). The gate accepts any outcome in the list.
+
 File shape (JSON)::
 
     {"schema": "sspi-harness-baseline/1",
@@ -45,11 +49,27 @@ class BaselineError(ValueError):
 @dataclass(frozen=True)
 class Entry:
     case: str  # exact id or glob
-    outcome: str
+    outcome: str  # the first (or only) outcome expected
     reason: str
+    also: tuple[str, ...] = ()  # further outcomes accepted for non-deterministic behaviour
 
     def matches(self, case_id: str) -> bool:
         return case_matches(self.case, case_id)
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        return (self.outcome, *self.also)
+
+    @property
+    def failing(self) -> bool:
+        """True when every accepted outcome is a failure (so a pass is an XPASS)."""
+        return all(o in FAILING for o in self.outcomes)
+
+    def describe(self) -> str:
+        return " or ".join(self.outcomes)
+
+    def as_json(self) -> str | list[str]:
+        return self.outcome if not self.also else list(self.outcomes)
 
 
 @dataclass
@@ -85,13 +105,17 @@ def load_baseline(path: Path) -> Baseline:
             where = f"baseline {path}: adapters.{adapter}[{i}]"
             if not isinstance(entry, dict) or set(entry) != {"case", "outcome", "reason"}:
                 raise BaselineError(f"{where} needs exactly 'case', 'outcome' and 'reason'")
-            if entry["outcome"] not in OUTCOMES:
-                raise BaselineError(f"{where}: outcome {entry['outcome']!r} is not an outcome")
+            outcomes = entry["outcome"] if isinstance(entry["outcome"], list) else [entry["outcome"]]
+            if not outcomes:
+                raise BaselineError(f"{where}: 'outcome' must name at least one outcome")
+            for outcome in outcomes:
+                if not isinstance(outcome, str) or outcome not in OUTCOMES:
+                    raise BaselineError(f"{where}: outcome {outcome!r} is not an outcome")
             if not isinstance(entry["reason"], str) or not entry["reason"].strip():
                 raise BaselineError(f"{where}: every entry needs a reason")
             if not isinstance(entry["case"], str) or not entry["case"]:
                 raise BaselineError(f"{where}: 'case' must be a case id or glob")
-            parsed.append(Entry(entry["case"], entry["outcome"], entry["reason"]))
+            parsed.append(Entry(entry["case"], outcomes[0], entry["reason"], tuple(outcomes[1:])))
         baseline.adapters[adapter] = parsed
     return baseline
 
@@ -130,11 +154,11 @@ def gate(records: Iterable[dict[str, Any]], baseline: Baseline) -> GateResult:
         entry = baseline.expected(str(record.get("adapter")), str(record.get("case")))
         outcome = str(record.get("outcome"))
         if entry is not None:
-            record["baseline_outcome"], record["baseline_reason"] = entry.outcome, entry.reason
-        if entry is not None and outcome == entry.outcome:
+            record["baseline_outcome"], record["baseline_reason"] = entry.describe(), entry.reason
+        if entry is not None and outcome in entry.outcomes:
             record["gate"] = "XFAIL" if outcome in FAILING else "OK"
             result.expected_failures += outcome in FAILING
-        elif entry is not None and entry.outcome in FAILING and outcome not in FAILING:
+        elif entry is not None and entry.failing and outcome not in FAILING:
             record["gate"] = "XPASS"
             result.unexpected_passes.append(record)
         elif outcome in FAILING or entry is not None:
@@ -160,14 +184,15 @@ def baseline_from(
 
 
 def keep_reasons(new: dict[str, Any], old: Baseline | None) -> dict[str, Any]:
-    """Carry reasons over from the old baseline where the same case keeps the same outcome."""
+    """Carry reasons over from the old baseline where a case keeps an outcome it accepted
+    (a list of accepted outcomes is kept whole, so one run does not narrow it)."""
     if old is None:
         return new
     for adapter, entries in new["adapters"].items():
         for entry in entries:
             previous = old.expected(adapter, entry["case"])
-            if previous is not None and previous.outcome == entry["outcome"]:
-                entry["reason"] = previous.reason
+            if previous is not None and entry["outcome"] in previous.outcomes:
+                entry["reason"], entry["outcome"] = previous.reason, previous.as_json()
     return new
 
 
