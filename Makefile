@@ -1,4 +1,5 @@
-# Two entry points, as in the README: `make report` and `make test`.
+# Two entry points, as in the README: `make report` and `make test` (and `make fuzz`, short
+# fuzz campaigns against the reference that the next `make report` lists).
 # Everything is installed by these targets: Debian packages for the gssapi adapter (when run
 # as root on a Debian-like system), then a virtual environment in .venv with the project.
 PYTHON ?= python3
@@ -9,7 +10,11 @@ STAMP   = $(VENV)/.installed
 # runs the browser tests of the HTML report.
 SYSTEM_PACKAGES = gss-ntlmssp libkrb5-dev chromium
 
-.PHONY: report test lint system-packages clean
+# make fuzz: seconds per target, and the targets (docs/fuzzing.md).
+FUZZ_TIME    ?= 10
+FUZZ_TARGETS ?= verify decrypt descriptor handshake differential properties
+
+.PHONY: report test fuzz lint system-packages clean
 
 system-packages:
 	@if dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then :; \
@@ -45,9 +50,23 @@ test: $(STAMP)
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
 
+## fuzz: a short campaign per target against the reference, each in
+## reports/fuzz/reference-<target>/ (campaign.json, campaign.html; regression vectors stay in
+## the campaign folder). Findings do not fail the target (exit 0); a harness error does.
+fuzz: $(STAMP)
+	@for target in $(FUZZ_TARGETS); do \
+	  out=reports/fuzz/reference-$$target; \
+	  $(BIN)/sspi-harness fuzz --adapter reference --target $$target --time $(FUZZ_TIME) \
+	    --out $$out --regressions $$out/regressions; status=$$?; \
+	  if [ $$status -eq 1 ]; then echo "findings: open $$out/campaign.html"; \
+	  elif [ $$status -ne 0 ]; then exit $$status; fi; \
+	done; \
+	echo "campaign pages: reports/fuzz/*/campaign.html ('make report' lists them in reports/index.html)"
+
 lint: $(STAMP)
 	$(BIN)/ruff check harness tests
 	$(BIN)/mypy harness
 
 clean:
-	rm -rf $(VENV) reports/*.html reports/*.json reports/*.jsonl reports/*.xml reports/*.txt
+	rm -rf $(VENV) reports/*.html reports/*.json reports/*.jsonl reports/*.xml reports/*.txt \
+	  reports/fuzz

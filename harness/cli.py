@@ -65,6 +65,15 @@ def _parser() -> argparse.ArgumentParser:
         help="after the catalogue, run the hypothesis state machine with N examples per adapter",
     )
     run.add_argument(opt.BASELINE.cli_flag, **opt.BASELINE.arguments())
+    run.add_argument(
+        "--campaign",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a fuzz campaign folder to show in the report (repeatable; DIR/fuzz/*/ of --out "
+        "are found anyway)",
+    )
 
     sub.add_parser("adapters", help="list adapters, availability and capabilities")
 
@@ -171,13 +180,25 @@ def _select(jobs: list[Any], patterns: list[str] | None) -> list[Any]:
         raise UsageError(f"{exc} (see 'run --list')") from None
 
 
-def _write_reports(out: Path, records: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+def _write_reports(
+    out: Path, records: list[dict[str, Any]], summary: dict[str, Any], campaigns: list[Any]
+) -> None:
     from harness.report import write_html, write_junit
     from harness.report.summary import write_summary
 
     write_summary(summary, out / "summary.json")
     write_junit(records, out / "junit.xml")
-    write_html(records, summary, out / "index.html")
+    write_html(records, summary, out / "index.html", campaigns=campaigns)
+
+
+def _load_campaigns(out: Path, given: list[Path]) -> list[Any]:
+    """The fuzz campaigns for the report (OUT/fuzz/*/ and --campaign), read before the run."""
+    from harness.report.campaign import CampaignFileError, find_campaigns
+
+    try:
+        return find_campaigns(out, given)
+    except CampaignFileError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _load_baseline(path: Path) -> Any:
@@ -292,6 +313,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except CatalogueError as exc:
         raise UsageError(f"scenario catalogue: {exc}") from None
     baseline = _load_baseline(args.baseline) if args.baseline else None
+    campaigns = _load_campaigns(args.out, args.campaign)
     adapters = _adapter_classes(args.adapter, isolate=args.isolate, timeout=args.timeout)
     jobs = _select(
         plan_jobs(
@@ -350,7 +372,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "regressions": len(verdict.regressions),
             "unexpected_passes": len(verdict.unexpected_passes),
         }
-    _write_reports(args.out, store.records, summary)
+    _write_reports(args.out, store.records, summary, campaigns)
     if verdict is not None:
         for line in verdict.lines():
             print(line, file=sys.stderr)

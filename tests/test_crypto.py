@@ -121,3 +121,30 @@ def test_xor_bytes_matches_bytewise_xor() -> None:
     left = bytes((i * 13) & 0xFF for i in range(5000))
     right = bytes((i * 29 + 3) & 0xFF for i in range(5000))
     assert xor_bytes(left, right) == bytes(a ^ b for a, b in zip(left, right, strict=True))
+
+
+@pytest.mark.parametrize("size", [0, 15, 4095, 4096, 70000])
+def test_hmac_md5_parts_is_hmac_of_the_concatenation(size: int) -> None:
+    from harness.ntlm.crypto import hmac_md5_parts
+
+    body = bytes((i * 7) & 0xFF for i in range(size))
+    assert hmac_md5_parts(b"k" * 16, b"\x01\x00\x00\x00", body) == hmac_md5(
+        b"k" * 16, b"\x01\x00\x00\x00" + body
+    )
+
+
+def test_rc4_stream_rewind_twice_reuses_given_back_keystream() -> None:
+    # A rejected message, then a shorter rejected one (reading part of the keystream given
+    # back), then the accepted one: the keystream continues exactly where it should.
+    key = b"twice"
+    reference = rc4k(key, bytes(10000))
+    stream = RC4Stream(key)
+    for size in (3000, 1000):
+        mark = stream.mark()
+        stream.keystream(size)
+        stream.rewind(mark)
+    assert stream.keystream(5000) == reference[:5000]
+    mark = stream.mark()
+    stream.keystream(10)
+    with pytest.raises(ValueError, match="latest mark"):
+        stream.rewind(mark - 1)

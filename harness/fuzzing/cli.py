@@ -171,10 +171,16 @@ def _campaign(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+    except KeyboardInterrupt:  # before the campaign could catch it, or a second Ctrl-C
+        live.close()
+        _write_page(args.out)
+        print(f"{PROG}: interrupted; what was found is in {args.out}", file=sys.stderr)
+        return 130
     finally:
         live.close()
+    page = _write_page(result.out_dir)
     if not args.quiet:
-        _summary(result)
+        _summary(result, page)
     for error in result.errors:
         print(f"{PROG}: warning: {error}", file=sys.stderr)
     if result.interrupted:
@@ -182,7 +188,21 @@ def _campaign(args: argparse.Namespace) -> int:
     return 1 if result.findings else 0
 
 
-def _summary(result: Any) -> None:
+def _write_page(out: Path) -> Path | None:
+    """OUT/campaign.html from OUT/campaign.json (when there is one); a failure is a warning:
+    the page must never cost the campaign's results."""
+    from harness.report.campaign import write_campaign_page
+
+    if not (out / "campaign.json").is_file():
+        return None
+    try:
+        return write_campaign_page(out)
+    except Exception as exc:  # noqa: BLE001 - campaign.json is kept whatever happens here
+        print(f"{PROG}: warning: campaign page not written: {exc}", file=sys.stderr)
+        return None
+
+
+def _summary(result: Any, page: Path | None) -> None:
     err = sys.stderr
     print(
         f"{result.target} × {result.adapter} ({result.isolation}): {result.execs} execs in "
@@ -191,6 +211,8 @@ def _summary(result: Any) -> None:
         f"{len(result.findings)} findings → {result.out_dir}/campaign.json",
         file=err,
     )
+    if page is not None:
+        print(f"campaign page: {page}", file=err)
     for record in result.findings:
         repro = record.get("reproducer", {}).get("harness", "")
         state = "confirmed" if record.get("confirmed") else "not reproduced alone"

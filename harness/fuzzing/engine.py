@@ -607,6 +607,8 @@ def _summary(record: dict[str, Any]) -> dict[str, Any]:
         "confirmed",
         "input_size",
         "minimized_size",
+        "input_hex",
+        "minimized_hex",
         "reproducer",
         "regression",
         "folder",

@@ -20,7 +20,16 @@ def md5(data: bytes) -> bytes:
 
 def hmac_md5(key: bytes, data: bytes) -> bytes:
     """HMAC_MD5(K, M) of §6 (RFC 2104)."""
-    return hmac.new(key, data, hashlib.md5).digest()
+    return hmac.digest(key, data, "md5")  # OpenSSL's one-shot HMAC
+
+
+def hmac_md5_parts(key: bytes, head: bytes, body: bytes) -> bytes:
+    """HMAC_MD5(K, head ‖ body) without building head ‖ body: a large message is not copied."""
+    if len(body) < 4096:
+        return hmac.digest(key, head + body, "md5")
+    mac = hmac.new(key, head, hashlib.md5)
+    mac.update(body)
+    return mac.digest()
 
 
 def crc32(data: bytes) -> bytes:
@@ -64,41 +73,49 @@ class RC4Stream:
     """An RC4 handle (RC4Init / RC4 of §6) whose position can be saved and restored.
 
     SSPI callers expect a failed VerifySignature or DecryptMessage to leave the context as it
-    was, so the package takes keystream tentatively and rewinds on failure: the keystream is
-    generated ahead into a buffer, and a position into it is the saved state.
+    was, so the package takes keystream tentatively and rewinds on failure. Data is encrypted
+    by the cipher directly (no keystream copy on the common path); since the latest ``mark``
+    each (input, output) pair is kept, and a rewind turns them back into keystream
+    (input XOR output), which is then used before the cipher's.
     """
-
-    _CHUNK = 4096
 
     def __init__(self, key: bytes) -> None:
         self._cipher = Cipher(ARC4(key), mode=None).encryptor()
-        self._buffer = b""
-        self._base = 0  # absolute keystream offset of _buffer[0]
+        self._pending = b""  # keystream given back by a rewind, used before the cipher's
+        self._since_mark: list[tuple[bytes, bytes]] = []
         self._position = 0  # absolute offset of the next keystream byte
-        self._floor = 0  # earliest offset a caller may still rewind to
-
-    def keystream(self, count: int) -> bytes:
-        """The next ``count`` bytes of keystream, consumed."""
-        end = self._position + count
-        if end > self._base + len(self._buffer):
-            if self._floor > self._base:
-                self._buffer = self._buffer[self._floor - self._base :]
-                self._base = self._floor
-            missing = end - self._base - len(self._buffer)
-            self._buffer += self._cipher.update(b"\x00" * max(missing, self._CHUNK))
-        start = self._position - self._base
-        self._position = end
-        return self._buffer[start : start + count]
 
     def apply(self, data: bytes) -> bytes:
         """RC4(Handle, D): encrypt or decrypt ``data`` with the next keystream bytes."""
-        return xor_bytes(bytes(data), self.keystream(len(data))) if data else b""
+        if not data:
+            return b""
+        data = bytes(data)
+        if self._pending:
+            used = self._pending[: len(data)]
+            self._pending = self._pending[len(used) :]
+            out = xor_bytes(data[: len(used)], used)
+            if len(data) > len(used):
+                out += self._cipher.update(data[len(used) :])
+        else:
+            out = self._cipher.update(data)
+        self._since_mark.append((data, out))
+        self._position += len(data)
+        return out
+
+    def keystream(self, count: int) -> bytes:
+        """The next ``count`` bytes of keystream, consumed."""
+        return self.apply(b"\x00" * count)
 
     def mark(self) -> int:
-        """The current position; keystream before it may be forgotten."""
-        self._floor = self._position
+        """The current position; only the latest mark can be rewound to."""
+        self._since_mark = []
         return self._position
 
     def rewind(self, mark: int) -> None:
         """Go back to a position returned by the latest ``mark``."""
+        taken = b"".join(xor_bytes(data, out) for data, out in self._since_mark)
+        if len(taken) != self._position - mark:
+            raise ValueError("RC4Stream.rewind: not the latest mark")
+        self._pending = taken + self._pending
+        self._since_mark = []
         self._position = mark

@@ -15,7 +15,14 @@ from harness.ntlm.flags import NegotiateFlags as F
 from harness.ntlm.handshake import Established
 from harness.ntlm.session import SIGNATURE_SIZE, SessionSecurity
 from harness.sspi.buffers import SecBuffer, SecBufferDesc
-from harness.sspi.constants import SECBUFFER_VERSION, SECQOP_WRAP_NO_ENCRYPT, BufferType
+from harness.sspi.constants import (
+    SECBUFFER_ATTRMASK,
+    SECBUFFER_READONLY,
+    SECBUFFER_READONLY_WITH_CHECKSUM,
+    SECBUFFER_VERSION,
+    SECQOP_WRAP_NO_ENCRYPT,
+    BufferType,
+)
 from harness.sspi.constants import SecStatus as S
 from harness.sspi.sizes import SecPkgContextSizes
 
@@ -25,6 +32,13 @@ NTLM_MAX_TOKEN = 2888
 
 Handle = tuple[int, int]
 
+# Plain ints for the per-call checks (enum arithmetic costs microseconds a call).
+_DATA, _TOKEN = int(BufferType.DATA), int(BufferType.TOKEN)
+_KIND_MASK = ~SECBUFFER_ATTRMASK & 0xFFFFFFFF
+_SIGN_OR_SEAL, _SEAL = int(F.SIGN | F.SEAL), int(F.SEAL)
+_DATAGRAM, _ESS = int(F.DATAGRAM), int(F.EXTENDED_SESSIONSECURITY)
+_READONLY, _WITH_CHECKSUM = SECBUFFER_READONLY, SECBUFFER_READONLY_WITH_CHECKSUM
+
 
 @dataclass
 class Context:
@@ -33,16 +47,16 @@ class Context:
 
     @property
     def integrity(self) -> bool:
-        return bool(self.established.flags & (F.SIGN | F.SEAL))
+        return bool(self.established.flags & _SIGN_OR_SEAL)
 
     @property
     def confidentiality(self) -> bool:
         """SEAL negotiated; "Message confidentiality is available in connectionless mode only
         if the client configures extended session security" (§3.4.3)."""
-        flags = self.established.flags
-        if flags & F.DATAGRAM and not flags & F.EXTENDED_SESSIONSECURITY:
+        flags = int(self.established.flags)
+        if flags & _DATAGRAM and not flags & _ESS:
             return False
-        return bool(flags & F.SEAL)
+        return bool(flags & _SEAL)
 
 
 @dataclass
@@ -67,15 +81,24 @@ def _checked(desc: SecBufferDesc | None) -> tuple[S, list[SecBuffer]]:
         return S.SEC_E_INVALID_TOKEN, []
     buffers = desc.buffers[: desc.c_buffers]
     for buf in buffers:
-        if buf.kind in (BufferType.DATA, BufferType.TOKEN):
-            real = 0 if buf.data is None else len(buf.data)
-            if buf.cb_buffer > real or (buf.data is None and buf.cb_buffer):
+        if buf.buffer_type & _KIND_MASK in (_DATA, _TOKEN):
+            data, declared = buf.data, buf.declared_length
+            if data is None:
+                if declared:
+                    return S.SEC_E_INVALID_TOKEN, []
+            elif declared is not None and declared > len(data):
                 return S.SEC_E_INVALID_TOKEN, []
     return S.SEC_E_OK, buffers
 
 
 def _bytes(buf: SecBuffer) -> bytes:
-    return bytes(buf.data[: buf.cb_buffer]) if buf.data is not None else b""
+    data = buf.data
+    if data is None:
+        return b""
+    declared = buf.declared_length
+    if declared is None or declared >= len(data):
+        return bytes(data)
+    return bytes(memoryview(data)[:declared])
 
 
 def _is_signed(buf: SecBuffer) -> bool:
@@ -87,12 +110,13 @@ def _is_signed(buf: SecBuffer) -> bool:
     Windows does so (Wine's ntlm.c vectors), though the MakeSignature page says the function
     "does not process buffers with the SECBUFFER_READONLY_WITH_CHECKSUM attribute".
     """
-    return buf.kind == BufferType.DATA and (not buf.readonly or buf.readonly_with_checksum)
+    kind = buf.buffer_type
+    return kind & _KIND_MASK == _DATA and (not kind & _READONLY or bool(kind & _WITH_CHECKSUM))
 
 
 def _is_encrypted(buf: SecBuffer) -> bool:
     """Only DATA buffers with neither read-only attribute are encrypted."""
-    return buf.kind == BufferType.DATA and not buf.flags & 0x90000000
+    return buf.buffer_type & _KIND_MASK == _DATA and not buf.buffer_type & 0x90000000
 
 
 def _write_token(token: SecBuffer, signature: bytes) -> None:
@@ -149,8 +173,13 @@ class NtlmPackage:
         status, buffers = _checked(desc)
         if status:
             return status
-        token = next((b for b in buffers if b.kind == BufferType.TOKEN), None)
-        data = [b for b in buffers if b.kind == BufferType.DATA]
+        token, data = None, []
+        for buf in buffers:
+            kind = buf.buffer_type & _KIND_MASK
+            if kind == _DATA:
+                data.append(buf)
+            elif kind == _TOKEN and token is None:
+                token = buf
         return _Call(ctx.established.session, buffers, token, data)
 
     @staticmethod

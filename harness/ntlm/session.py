@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from harness.ntlm.crypto import RC4Stream, crc32, hmac_md5, md5
+from harness.ntlm.crypto import RC4Stream, crc32, hmac_md5_parts, md5
 from harness.ntlm.flags import NegotiateFlags as F
 from harness.ntlm.keys import sealkey, signkey
 from harness.sspi.constants import SecStatus
@@ -42,6 +42,7 @@ class SessionSecurity:
         self.exported_session_key = exported_session_key
         self.datagram = bool(flags & F.DATAGRAM)
         self.ess = bool(flags & F.EXTENDED_SESSIONSECURITY)
+        self.key_exch = bool(flags & F.KEY_EXCH)
         c2s = self._direction(client_to_server=True)
         s2c = self._direction(client_to_server=False) if self.ess else c2s
         self.outgoing, self.incoming = (c2s, s2c) if is_client else (s2c, c2s)
@@ -71,8 +72,8 @@ class SessionSecurity:
         if self.ess:
             # §3.4.4.2: HMAC_MD5(SigningKey, SeqNum ‖ Message)[0..7], RC4'd under KEY_EXCH.
             assert direction.signing_key is not None
-            checksum = hmac_md5(direction.signing_key, seq_bytes + message)[:8]
-            if self.flags & F.KEY_EXCH:
+            checksum = hmac_md5_parts(direction.signing_key, seq_bytes, message)[:8]
+            if self.key_exch:
                 checksum = handle.apply(checksum)
             return SIGNATURE_VERSION + checksum + seq_bytes
         # §3.4.4.1: RandomPad ‖ CRC32 ‖ SeqNum under RC4; RandomPad is then set to 0. The pad's
@@ -92,6 +93,7 @@ class SessionSecurity:
         """MakeSignature / GSS_GetMICEx (§3.4.8): the 16-byte signature of ``message``."""
         seq = self._sequence(self.outgoing, app_seqno)
         handle = self._handle(self.outgoing, seq)
+        handle.mark()  # sending never rewinds: what came before can be forgotten
         signature = self._mac(self.outgoing, handle, seq, message)
         self._advance(self.outgoing)
         return signature
@@ -103,6 +105,7 @@ class SessionSecurity:
         plaintext (``signed``, default the parts joined) with the same handle (§3.4.3)."""
         seq = self._sequence(self.outgoing, app_seqno)
         handle = self._handle(self.outgoing, seq)
+        handle.mark()  # sending never rewinds: what came before can be forgotten
         sealed = [handle.apply(part) for part in parts]
         plaintext = b"".join(parts) if signed is None else signed
         signature = self._mac(self.outgoing, handle, seq, plaintext)

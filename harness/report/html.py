@@ -23,13 +23,15 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeGuard
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
+from harness.report.campaign import Campaign, campaign_fragment
 from harness.report.dissect import dissect_hex, ess_of, hex_runs
 from harness.report.summary import OUTCOMES
 from harness.sspi.constants import SECBUFFER_ATTRMASK, BufferType, SecStatus, status_name
@@ -543,9 +545,11 @@ def render_html(
     *,
     title: str = "SSPI conformance report",
     pcaps: Mapping[int, str] | None = None,
+    campaigns: Sequence[Markup] = (),
 ) -> str:
     """Render the report to a string. ``pcaps`` maps a record's position in ``records`` to
-    the path of its pcap relative to the report."""
+    the path of its pcap relative to the report; ``campaigns`` are fuzz campaign fragments
+    (``campaign.campaign_fragment``) for the "Fuzz campaigns" section."""
     pcaps = pcaps or {}
     indexed = [(i, r) for i, r in enumerate(records) if isinstance(r, dict)]
     adapters = sorted({_text(r.get("adapter") or "unknown") for _, r in indexed})
@@ -606,6 +610,7 @@ def render_html(
         "gates": gates,
         "page_size": PAGE_SIZE,
         "pcap_count": len(pcaps),
+        "campaigns": list(campaigns),
         "data_json": script_json(data),
         "script_hash": _HASH_PLACEHOLDER,
     }
@@ -622,6 +627,14 @@ def _pin_script(html: str) -> str:
     return html.replace(_HASH_PLACEHOLDER, f"sha256-{digest}", 1)
 
 
+def _campaign_link(campaign: Campaign, report_dir: Path) -> str | None:
+    """The campaign page relative to the report, when there is one to open."""
+    page = campaign.directory / "campaign.html"
+    if not page.is_file():
+        return None
+    return quote(Path(os.path.relpath(page.resolve(), report_dir.resolve())).as_posix())
+
+
 def write_html(
     records: Iterable[dict[str, Any]],
     summary: dict[str, Any],
@@ -629,10 +642,11 @@ def write_html(
     *,
     title: str = "SSPI conformance report",
     pcap_dir: str | None = "pcaps",
+    campaigns: Sequence[Campaign] = (),
 ) -> Path:
     """Write the report atomically, so a viewer never sees a truncated file; with
     ``pcap_dir``, also a pcap per failing case with handshake tokens (beside the report,
-    linked from its drill-down)."""
+    linked from its drill-down); ``campaigns`` get a "Fuzz campaigns" section."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     recs = list(records)
@@ -641,7 +655,10 @@ def write_html(
         from harness.report.pcap import write_pcaps
 
         links = write_pcaps(recs, target.parent / pcap_dir)
-    html = render_html(recs, summary, title=title, pcaps=links)
+    fragments = [
+        campaign_fragment(c.data, href=_campaign_link(c, target.parent)) for c in campaigns
+    ]
+    html = render_html(recs, summary, title=title, pcaps=links, campaigns=fragments)
     tmp = target.with_suffix(".tmp")
     tmp.write_text(html, encoding="utf-8", errors="replace")
     os.replace(tmp, target)

@@ -252,7 +252,11 @@ def _execute(
                 desc = SecBufferDesc()
             else:
                 desc = build_descriptor(step, saved)
-                pristine = desc.copy()
+                # The untouched input, for the mirror and the "unchanged" check only.
+                needs_copy = step.expect_unchanged or (
+                    sides.mirror is not None and step.by == sides.tested
+                )
+                pristine = desc.copy() if needs_copy else desc
                 before = _protected(desc)
                 call = _call(actor, step, handle, desc)
                 sizes = None
