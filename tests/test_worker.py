@@ -81,3 +81,41 @@ def test_crash_record_keeps_the_whole_fatal_call() -> None:
         adapter.close()
     call = crashed.actual["fatal_call"]
     assert call.startswith("make_signature(") and "'type': 2" in call and not call.endswith("...")
+
+
+def _no_handles(text: str) -> str:
+    import re
+
+    return re.sub(r"Handle\(lower=\d+", "Handle(lower=N", text)
+
+
+def test_pipelined_whole_cases_match_call_by_call(tmp_path: Path) -> None:
+    """The runner sends whole cases to a worker, several in flight; a crash or a hang in the
+    middle of the queue is then run again call by call. Every case gets the record it gets
+    when each call is a round trip, in catalogue order, fatal call included."""
+    from harness.runner.engine import AdapterPool, Job, plan, run_jobs
+    from harness.runner.store import ResultStore
+
+    for target, pattern in ((SEGFAULT, "sign-token-"), (HANG, "sign-verify-empty")):
+        planned = [p for p in plan(list(CASES.values())) if p.id.startswith(("sanity", pattern))]
+        planned += [p for p in plan(list(CASES.values())) if p.id.startswith("sign-tamper-")]
+        cls = isolated(target, timeout_s=1)
+        store = ResultStore(tmp_path / target.rsplit(":", 1)[1], resume=False)
+        pool = AdapterPool({"m": cls})
+        try:
+            run_jobs([Job("m", p) for p in planned], pool, store, profile="documented")
+        finally:
+            pool.close()
+            store.close()
+        assert [r["case"] for r in store.records] == [p.id for p in planned]
+        failing = [r for r in store.records if r["outcome"] in ("CRASH", "TIMEOUT")]
+        assert failing and all(r["actual"].get("fatal_call") for r in failing)
+        one_by_one = cls()
+        try:
+            for record, job in zip(store.records, planned, strict=True):
+                alone = execute(one_by_one, job.case)
+                assert record["outcome"] == alone.outcome
+                # handle numbers count the contexts a worker has made: they may differ
+                assert _no_handles(record["message"]) == _no_handles(alone.message)
+        finally:
+            one_by_one.close()

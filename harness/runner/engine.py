@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from harness.adapters.base import Adapter, Availability, Capability
-from harness.runner.executor import execute
+from harness.runner.executor import CaseOutcome, execute
 from harness.runner.store import ResultStore
+from harness.runner.worker import WorkerAdapter
 from harness.scenarios.model import Case
 
 SANITY_ID = "sanity"
@@ -178,6 +180,11 @@ def _missing(job: Job, pool: AdapterPool) -> str:
     return ""
 
 
+#: Whole cases queued ahead in a worker (``WorkerAdapter.submit_case``): the worker runs one
+#: while the parent records another, so isolation costs little beyond the pickling.
+PIPELINE_DEPTH = 8
+
+
 def run_jobs(
     jobs: Iterable[Job],
     pool: AdapterPool,
@@ -186,43 +193,70 @@ def run_jobs(
     profile: str,
     on_case: Callable[[dict[str, Any]], None] = lambda record: None,
 ) -> None:
-    """Run every job not yet in ``store``, appending a record as each finishes."""
-    for job in jobs:
-        if (job.adapter, job.id) in store.done:
-            continue
-        reason = _missing(job, pool)
+    """Run every job not yet in ``store``, appending a record as each finishes (in order).
+
+    Jobs of an adapter isolated in a worker (but not interop jobs, whose two sides may live
+    in two processes) run as whole cases inside the worker, a few in flight; when the worker
+    dies or hangs, that case and those queued behind it run again call by call."""
+    in_flight: deque[tuple[Job, WorkerAdapter, float]] = deque()
+
+    def finish(job: Job, result: CaseOutcome | None, start: float, reason: str = "") -> None:
         isolated = getattr(pool.classes[job.adapter], "target", "") != ""
-        if reason:
-            record = _record(
-                job,
-                profile,
-                "UNSUPPORTED",
-                reason,
-                0.0,
-                isolated=isolated,
-                expected={},
-                actual={},
-                steps=[],
-            )
+        if result is None:
+            outcome, message, extra = "UNSUPPORTED", reason, {"expected": {}, "actual": {}}
+            extra["steps"] = []
         else:
-            adapter, peer = pool.get(job.adapter), pool.get(job.peer) if job.peer else None
-            assert adapter is not None
-            start = time.perf_counter()
-            result = execute(adapter, job.planned.case, profile, peer=peer, role=job.role)
-            record = _record(
-                job,
-                profile,
-                result.outcome,
-                result.message,
-                time.perf_counter() - start,
-                isolated=isolated,
-                expected=result.expected,
-                actual=result.actual,
-                steps=[s.to_json() for s in result.steps],
+            outcome, message = result.outcome, result.message
+            extra = {
+                "expected": result.expected,
+                "actual": result.actual,
+                "steps": [s.to_json() for s in result.steps],
                 **({"handshake": result.handshake} if result.handshake else {}),
-            )
+            }
+        duration = time.perf_counter() - start if result is not None else 0.0
+        record = _record(job, profile, outcome, message, duration, isolated=isolated, **extra)
         store.append(record)
         on_case(record)
+
+    def in_process(job: Job, start: float) -> None:
+        adapter, peer = pool.get(job.adapter), pool.get(job.peer) if job.peer else None
+        assert adapter is not None
+        finish(job, execute(adapter, job.planned.case, profile, peer=peer, role=job.role), start)
+
+    def drain(keep: int) -> None:
+        while len(in_flight) > keep:
+            job, worker, start = in_flight.popleft()
+            result = worker.collect_case()
+            if result is not None:
+                finish(job, result, start)
+                continue
+            again = [job, *(j for j, _, _ in in_flight)]
+            in_flight.clear()
+            for job in again:
+                in_process(job, time.perf_counter())
+
+    try:
+        for job in jobs:
+            if (job.adapter, job.id) in store.done:
+                continue
+            reason = _missing(job, pool)
+            if reason:
+                drain(0)
+                finish(job, None, 0.0, reason)
+                continue
+            adapter = pool.get(job.adapter)
+            if isinstance(adapter, WorkerAdapter) and job.kind != "interop":
+                if in_flight and in_flight[0][1] is not adapter:
+                    drain(0)
+                adapter.submit_case(job.planned.case, profile, peer=job.peer, role=job.role)
+                in_flight.append((job, adapter, time.perf_counter()))
+                drain(PIPELINE_DEPTH - 1)
+            else:
+                drain(0)
+                in_process(job, time.perf_counter())
+        drain(0)
+    finally:
+        in_flight.clear()  # interrupted: queued cases are dropped, ``--resume`` runs them
 
 
 def run_adapter(

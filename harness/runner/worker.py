@@ -154,6 +154,8 @@ class WorkerAdapter(Adapter):
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] = tempfile.TemporaryFile()
         self._to_child = self._from_child = -1
+        self._pending = 0  # whole cases submitted and not yet collected
+        self._slim_scenarios: dict[int, tuple[Any, Any]] = {}
         self.restarts = 0
 
     # -- process management -------------------------------------------------------------------
@@ -219,9 +221,19 @@ class WorkerAdapter(Adapter):
         return f"{how} (stderr: {said})" if said else how
 
     def _roundtrip(self, request: tuple[str, tuple[Any, ...]]) -> Any:
-        deadline = _now() + self.timeout_s
+        if self._pending:
+            raise RuntimeError("a per-call request while whole cases are in flight")
         try:
             _send(self._to_child, request)
+        except OSError:
+            pass  # the worker is gone: _receive says how it died
+        return self._receive(request)
+
+    def _receive(self, request: tuple[str, tuple[Any, ...]]) -> Any:
+        """The answer to ``request`` within ``timeout_s``; a hang or death is a WorkerFailure
+        that names the request, and the worker is replaced at the next call."""
+        deadline = _now() + self.timeout_s
+        try:
             kind, value = _recv(self._from_child, deadline)
         except _Deadline:
             self._stop(kill=True)
@@ -252,7 +264,50 @@ class WorkerAdapter(Adapter):
                 original.declared_count = after.declared_count
         return value
 
+    # -- whole cases, pipelined (the fast path of the runner) ---------------------------------
+
+    def submit_case(
+        self, case: Any, profile: str, *, peer: str | None, role: str | None
+    ) -> None:
+        """Queue a whole case for the worker (``execute`` there, with its own ``peer``) without
+        waiting: the runner keeps a few in flight, so that the worker runs one case while the
+        parent records the last. Answers come back in order through ``collect_case``."""
+        if self._proc is None:
+            self._start()
+        self._pending += 1
+        try:
+            _send(self._to_child, ("execute", (self._slim(case), profile, peer, role)))
+        except OSError:
+            pass  # the worker died on an earlier case: collect_case reports it
+
+    def _slim(self, case: Any) -> Any:
+        """The case without what the worker does not need to run it (the scenario's other
+        parameter expansions and its texts): a tenth of the bytes to pickle and pipe."""
+        import dataclasses
+
+        scenario = case.scenario
+        slim = self._slim_scenarios.get(id(scenario))
+        if slim is None or slim[0] is not scenario:
+            light = dataclasses.replace(scenario, expansions=(), source_quote="", context={})
+            slim = self._slim_scenarios[id(scenario)] = (scenario, light)
+        return dataclasses.replace(case, scenario=slim[1])
+
+    def collect_case(self) -> Any:
+        """The CaseOutcome of the oldest submitted case, or None when the worker crashed or
+        took more than ``timeout_s`` over it: the runner then runs that case (and the ones
+        queued behind it) again call by call, so that the record names the exact call that
+        killed the worker (``fatal_call``)."""
+        self._pending -= 1
+        try:
+            return self._receive(("execute", ()))
+        except WorkerFailure:
+            self._pending = 0  # the worker is gone, and with it the queue
+            return None
+
     def close(self) -> None:
+        if self._pending:  # an interrupted run: nobody waits for the queued cases
+            self._stop(kill=True)
+            self._pending = 0
         if self._proc is not None:
             try:
                 self._roundtrip(("close", ()))
@@ -316,6 +371,7 @@ def _serve(read_fd: int, write_fd: int) -> None:
 
     adapter: Adapter | None = None
     parties: dict[int, Party] = {}
+    peers: dict[str, Adapter] = {}
     while True:
         try:
             method, args = _recv(read_fd)
@@ -331,6 +387,15 @@ def _serve(read_fd: int, write_fd: int) -> None:
                 adapter.close()
                 _send(write_fd, ("ok", (None, args)))
                 return
+            if method == "execute":  # a whole case here, peer included (execute_case)
+                from harness.runner.executor import execute
+
+                case, profile, peer_name, role = args
+                if peer_name is not None and peer_name not in peers:
+                    peers[peer_name] = load_adapter(peer_name)()
+                peer = peers[peer_name] if peer_name is not None else None
+                _send(write_fd, ("ok", execute(adapter, case, profile, peer=peer, role=role)))
+                continue
             if method in ("client", "server"):
                 party = getattr(adapter, method)(*args)
                 parties[len(parties) + 1] = party
