@@ -351,3 +351,77 @@ def test_a_hundred_thousand_results_stay_usable(browser: Any, tmp_path: Path) ->
     print(f"100,000 results: {report.stat().st_size / 1e6:.1f} MB, loaded in {loaded:.2f} s, "
           f"text filter in {filtered:.2f} s")
     s.close()
+
+
+@pytest.fixture(scope="module")
+def campaign_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real fuzz campaign that catches the replay mutant, its page, and a main report that
+    lists it (DIR/fuzz/<name>/)."""
+    from harness.fuzzing import run_campaign
+    from harness.report import summarize, write_html
+    from harness.report.campaign import load_campaign, write_campaign_page
+
+    out = tmp_path_factory.mktemp("fuzzed")
+    folder = out / "fuzz" / "replays"
+    result = run_campaign(REPLAYS, "verify", runs=200, out_dir=folder, seed=1, minimize=False)
+    assert result.findings
+    write_campaign_page(folder)
+    records = [{"case": "verify-replay[ntlmv2]", "adapter": "reference", "outcome": "PASS"}]
+    summary = summarize(records, started="", finished="", duration_s=0.0, profile="documented")
+    write_html(records, summary, out / "index.html", campaigns=[load_campaign(folder)])
+    return out
+
+
+def test_the_campaign_page_and_its_summary_in_the_report(browser: Any, campaign_run: Path) -> None:
+    folder = campaign_run / "fuzz" / "replays"
+    data = json.loads((folder / "campaign.json").read_text())
+    finding = data["findings"][0]
+
+    # The main report: the campaign's summary and plots, and a link to its page.
+    s = Session(browser, campaign_run / "index.html")
+    page = s.page
+    section = page.locator("#fuzz-campaigns")
+    assert section.locator("h2").inner_text() == "Fuzz campaigns"
+    assert f"{data['execs']:,} execs" in section.locator(".summary-line").inner_text()
+    assert section.locator("svg.plot").count() == 3
+    section.locator("a.campaign-link").click()
+    page.wait_for_selector("body[data-ready]")
+    assert page.url == (folder / "campaign.html").as_uri()
+
+    # The campaign page: three plots that are drawn, each with two lines and a legend.
+    plots = page.locator("svg.plot")
+    assert plots.count() == 3
+    for k in range(3):
+        box = plots.nth(k).bounding_box()
+        assert box is not None and box["width"] > 300 and box["height"] > 150
+        assert plots.nth(k).locator("polyline.series").count() == 2
+    legend = plots.first.locator(".legend text").all_text_contents()
+    assert legend == [f"execs {data['execs']:,}", f"adapter calls {data['calls']:,}"]
+
+    # The finding, its input and both reproducers, each with a copy button.
+    row = page.locator("tbody.finding").first
+    assert row.locator("td.kind").inner_text() == finding["kind"]
+    assert row.locator("code.signature").inner_text() == finding["signature"]
+    assert row.locator("p.message").inner_text() == finding["message"]
+    assert row.locator("td.confirmed").inner_text() == "yes"
+    commands = [finding["reproducer"]["atheris"], finding["reproducer"]["harness"]]
+    assert row.locator("code.reproducer").all_inner_texts() == commands
+    assert row.locator("pre.hex").inner_text().startswith("0000  ")
+    copy = row.locator("button.copy").nth(1)
+    assert copy.is_visible()
+    copy.click()
+    page.wait_for_function(  # copied, or (no clipboard here) the command is selected
+        "c => document.querySelectorAll('button.copy')[1].textContent === 'copied'"
+        " || String(window.getSelection()) === c",
+        arg=commands[1],
+    )
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "campaign.png"), full_page=True)
+    assert (SCREENSHOTS / "campaign.png").stat().st_size > 10_000
+
+    # Printing: no buttons, the plots and the commands stay.
+    page.emulate_media(media="print")
+    assert page.is_hidden("button.copy >> nth=0") and page.is_visible("svg.plot >> nth=2")
+    assert page.pdf().startswith(b"%PDF")
+    s.close()

@@ -41,7 +41,10 @@ _LEFT, _RIGHT, _TOP, _BOTTOM = 50, 468, 34, 194
 
 #: (plot title, ((series key, legend name, colour), …)); a plot shares one y axis.
 PLOTS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
-    ("Executions over time", (("execs", "execs", "#0969da"), ("calls", "adapter calls", "#8250df"))),
+    (
+        "Executions over time",
+        (("execs", "execs", "#0969da"), ("calls", "adapter calls", "#8250df")),
+    ),
     ("Coverage over time", (("cov", "cov", "#1a7f37"), ("ft", "ft", "#bf8700"))),
     (
         "Findings and features over time",
@@ -77,7 +80,8 @@ def load_campaign(directory: Path) -> Campaign:
     except UnicodeDecodeError:
         raise CampaignFileError(f"{path}: not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise CampaignFileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        reason = f"{exc.msg} at line {exc.lineno}"
+        raise CampaignFileError(f"{path}: not valid JSON ({reason})") from None
     schema = data.get("schema") if isinstance(data, dict) else None
     if not isinstance(schema, str) or not schema.startswith(SCHEMA_PREFIX):
         raise CampaignFileError(f"{path}: not a fuzz campaign (no {SCHEMA_PREFIX}… schema)")
@@ -105,6 +109,14 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     return value if isinstance(value, str) else str(value)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _number(value: Any) -> float | None:
@@ -199,7 +211,7 @@ def _samples(series: Any) -> list[dict[str, Any]]:
     return samples
 
 
-def _plot(title: str, keys: tuple[tuple[str, str, str], ...], samples: list[dict[str, Any]]) -> Plot:
+def _plot(title: str, keys: Sequence[tuple[str, str, str]], samples: list[dict[str, Any]]) -> Plot:
     columns = {key: [(float(s["t"]), _number(s.get(key))) for s in samples] for key, _, _ in keys}
     values = [v for column in columns.values() for _, v in column if v is not None]
     times = [float(s["t"]) for s in samples]
@@ -258,17 +270,21 @@ def _hex_dump(hex_text: str) -> tuple[str, str]:
     return "\n".join(lines) or "(empty input)", note
 
 
+def _input(record: dict[str, Any]) -> tuple[str, str, str]:
+    """A finding's input as (label, hex dump, note): the minimized one when there is one."""
+    for key, name in (("minimized_hex", "minimized"), ("input_hex", "input")):
+        raw = record.get(key)
+        if isinstance(raw, str) and _HEX.fullmatch(raw):
+            size = len(raw) // 2
+            if name == "minimized" and size == record.get("input_size"):
+                name = "input"  # not minimized, or nothing could be taken out
+            return (f"{name} ({size} bytes)", *_hex_dump(raw))
+    return "input", "", "the input is not in campaign.json"
+
+
 def _finding(record: Any, number: int) -> dict[str, Any]:
     record = record if isinstance(record, dict) else {"message": _text(record)}
-    raw = record.get("minimized_hex")
-    which = "minimized"
-    if not isinstance(raw, str):
-        raw, which = record.get("input_hex"), "input"
-    if isinstance(raw, str) and _HEX.fullmatch(raw):
-        dump, note = _hex_dump(raw)
-        which = f"{which} ({len(raw) // 2} bytes)"
-    else:
-        dump, note, which = "", "the input is not in campaign.json", "input"
+    label, dump, note = _input(record)
     repro = record.get("reproducer")
     commands = list(repro.items()) if isinstance(repro, dict) else [("command", repro)]
     confirmed = record.get("confirmed")
@@ -282,7 +298,7 @@ def _finding(record: Any, number: int) -> dict[str, Any]:
         "hits": _count(record.get("hits")),
         "found": _text(record.get("found")),
         "found_by": _text(record.get("found_by")),
-        "input_label": which,
+        "input_label": label,
         "input_hex": dump,
         "input_note": note,
         "reproducers": [
@@ -300,8 +316,7 @@ def _finding(record: Any, number: int) -> dict[str, Any]:
 
 def summary_line(data: dict[str, Any]) -> str:
     """One line, as the fuzz command prints it."""
-    coverage = data.get("coverage") if isinstance(data.get("coverage"), dict) else {}
-    findings = data.get("findings") if isinstance(data.get("findings"), list) else []
+    coverage, findings = _dict(data.get("coverage")), _list(data.get("findings"))
     return (
         f"{_text(data.get('target'))} × {_text(data.get('adapter'))} "
         f"({_text(data.get('isolation'))}): {_count(data.get('execs'))} execs in "
@@ -315,10 +330,9 @@ def summary_line(data: dict[str, Any]) -> str:
 
 def campaign_view(data: dict[str, Any], *, href: str | None = None) -> dict[str, Any]:
     """What the templates show of a campaign (strings and numbers only)."""
-    data = data if isinstance(data, dict) else {}
-    coverage = data.get("coverage") if isinstance(data.get("coverage"), dict) else {}
-    budget = data.get("budget") if isinstance(data.get("budget"), dict) else {}
-    raw_findings = data.get("findings") if isinstance(data.get("findings"), list) else []
+    data = _dict(data)
+    coverage, budget = _dict(data.get("coverage")), _dict(data.get("budget"))
+    raw_findings = _list(data.get("findings"))
     status = _status(data)
     limits = []
     if _number(budget.get("seconds")) is not None:
@@ -336,10 +350,6 @@ def campaign_view(data: dict[str, Any], *, href: str | None = None) -> dict[str,
         ("findings", str(len(raw_findings))),
     ]
 
-    def strings(key: str) -> list[str]:
-        items = data.get(key)
-        return [_text(i) for i in items] if isinstance(items, list) else []
-
     return {
         "title": f"Fuzz campaign: {_text(data.get('target'))} × {_text(data.get('adapter'))}",
         "target": _text(data.get("target")),
@@ -356,11 +366,18 @@ def campaign_view(data: dict[str, Any], *, href: str | None = None) -> dict[str,
         "metrics": metrics,
         "plots": plots(data),
         "findings": [_finding(f, n) for n, f in enumerate(raw_findings, 1)],
-        "regressions": strings("regressions"),
-        "errors": strings("errors"),
+        "regressions": [_text(r) for r in _list(data.get("regressions"))],
+        "errors": [_text(e) for e in _list(data.get("errors"))],
         "href": href,
-        "g": {"width": _WIDTH, "height": _HEIGHT, "left": _LEFT, "right": _RIGHT,
-              "top": _TOP, "bottom": _BOTTOM, "legend_step": 210},
+        "g": {
+            "width": _WIDTH,
+            "height": _HEIGHT,
+            "left": _LEFT,
+            "right": _RIGHT,
+            "top": _TOP,
+            "bottom": _BOTTOM,
+            "legend_step": 210,
+        },
     }
 
 
@@ -377,8 +394,10 @@ def _env() -> Environment:
 def render_campaign(campaign: dict[str, Any]) -> str:
     """The campaign page: one self-contained HTML file."""
     view = campaign_view(campaign)
-    html = _env().get_template("campaign.html.j2").render(
-        c=view, embedded=False, script_hash=_HASH_PLACEHOLDER
+    html = (
+        _env()
+        .get_template("campaign.html.j2")
+        .render(c=view, embedded=False, script_hash=_HASH_PLACEHOLDER)
     )
     found = _SCRIPT.search(html)
     if found is None:
