@@ -534,3 +534,16 @@ def test_wireshark_dissects_the_pcap_as_ntlmssp(tmp_path: Path) -> None:
     rows = [line.split("\t") for line in out if line.strip()]
     assert [r[0] for r in rows] == ["0x00000001", "0x00000002", "0x00000003"]
     assert rows[2][1] == "User"
+
+
+def test_pcap_frames_are_what_scapy_builds() -> None:
+    """write_pcap builds its frames directly (fast for thousands of failing cases); they
+    must be byte for byte the Ether/IP/TCP/Raw packets scapy builds, checksums included."""
+    from harness.report.pcap import frames, packets
+
+    tokens = _handshake()
+    big = b"NTLMSSP\x00\x03\x00\x00\x00" + bytes(range(256)) * 12  # several TCP segments
+    exchange = [("client", tokens[0]), ("server", tokens[1]), ("client", big)]
+    built = [bytes(p) for p in packets(exchange, case="x[ntlmv2]@as-client", start=0.0)]
+    assert frames(exchange, case="x[ntlmv2]@as-client") == built
+    assert len(built) > 10
