@@ -84,6 +84,19 @@ def _parser() -> argparse.ArgumentParser:
     mutants.add_argument("--profile", choices=opt.PROFILES, default=opt.DEFAULT_PROFILE)
     mutants.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
 
+    bench = sub.add_parser(
+        "bench", help="measure the harness against its performance targets (ratios, one run)"
+    )
+    bench.add_argument(
+        "--only", action="append", choices=_bench_measures(), metavar="NAME",
+        help=f"one measure (repeatable): {', '.join(_bench_measures())}",
+    )
+    bench.add_argument("--fuzz-seconds", type=_positive_float, default=5.0, metavar="S",
+                       help="seconds per fuzz target and per bare loop (default 5)")
+    bench.add_argument("--fuzz-adapter", action="append", metavar="NAME",
+                       help="adapter for the fuzz measure (repeatable; default reference)")
+    bench.add_argument("--json", type=Path, metavar="FILE", help="also write the rows as JSON")
+    bench.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     fuzz = sub.add_parser(
         "fuzz",
         help="coverage-guided fuzz campaign (atheris); 'sspi-harness fuzz --help' for options",
@@ -231,6 +244,30 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     count = sum(len(v) for v in data["adapters"].values())
     print(f"wrote {args.out}: {count} expected failures over {len(data['adapters'])} adapters")
     return 0
+
+
+def _bench_measures() -> tuple[str, ...]:
+    from harness.bench.cli import MEASURES
+
+    return MEASURES
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not positive")
+    return value
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from harness.bench.cli import run_bench
+
+    if args.fuzz_adapter:
+        _adapter_classes(args.fuzz_adapter, isolate=False, timeout=5.0)  # unknown: exit 2
+    return run_bench(args)
 
 
 def _cmd_fuzz(args: argparse.Namespace) -> int:
@@ -501,6 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "baseline": _cmd_baseline,
             "mutants": _cmd_mutants,
             "fuzz": _cmd_fuzz,
+            "bench": _cmd_bench,
         }
         return command[args.command](args)
     except UsageError as exc:

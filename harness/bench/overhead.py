@@ -25,9 +25,11 @@ _MESSAGE_CALLS = ("make_signature", "verify_signature", "encrypt_message", "decr
 
 @dataclass
 class CallLog:
-    """Every adapter call of a run: (method, arguments), descriptors copied before the call."""
+    """Every adapter call of a run: (method, arguments), descriptors copied before the call,
+    and the status each call returned (so a replay can be shown to do the same work)."""
 
     calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+    statuses: list[int | None] = field(default_factory=list)
 
 
 def recording(cls: type[Adapter], log: CallLog) -> type[Adapter]:
@@ -39,6 +41,7 @@ def recording(cls: type[Adapter], log: CallLog) -> type[Adapter]:
                 (method, tuple(a.copy() if isinstance(a, SecBufferDesc) else a for a in args))
             )
             result = getattr(super(sub, self), method)(*args)
+            log.statuses.append(_status(result))
             if method == "establish" and isinstance(result, ContextPair):
                 log.calls.append(("established", (result.client, result.server)))
             return result
@@ -50,11 +53,21 @@ def recording(cls: type[Adapter], log: CallLog) -> type[Adapter]:
     return sub
 
 
-def replay(adapter: Adapter, calls: list[tuple[str, tuple[Any, ...]]]) -> int:
-    """Make the recorded calls on ``adapter``; returns how many were made. Handles that the
-    recording's ``establish`` returned are swapped for the ones this run's returns."""
+def _status(result: Any) -> int | None:
+    """The status of any adapter method's result (query_sizes returns a pair)."""
+    if isinstance(result, tuple):
+        result = result[0]
+    if isinstance(result, CallResult):
+        return result.status
+    return 0 if isinstance(result, ContextPair) else None
+
+
+def replay(
+    adapter: Adapter, calls: list[tuple[str, tuple[Any, ...]]], statuses: list[int | None]
+) -> None:
+    """Make the recorded calls on ``adapter``, appending each status to ``statuses``. Handles
+    that the recording's ``establish`` returned are swapped for the ones this run's returns."""
     handles: dict[Handle, Handle] = {}
-    made = 0
     pending: ContextPair | CallResult | None = None
     for method, args in calls:
         if method == "established":
@@ -64,11 +77,10 @@ def replay(adapter: Adapter, calls: list[tuple[str, tuple[Any, ...]]]) -> int:
         if method == "establish":
             options: ContextOptions = args[0]
             pending = adapter.establish(options)
+            statuses.append(_status(pending))
         else:
             handle = handles.get(args[0], args[0])
-            getattr(adapter, method)(handle, *args[1:])
-        made += 1
-    return made
+            statuses.append(_status(getattr(adapter, method)(handle, *args[1:])))
 
 
 def fresh_copies(calls: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, tuple[Any, ...]]]:
@@ -107,17 +119,18 @@ def measure_overhead(
             profile="documented",
         )
     run_times, bare_times = [], []
-    calls = 0
     for index in range(rounds):
         with tempfile.TemporaryDirectory() as tmp:
             store = ResultStore(Path(tmp) / f"r{index}", resume=False)
             start = time.perf_counter()
             run_adapter(name, adapter_cls, planned, store, profile="documented")
             run_times.append(time.perf_counter() - start)
-        copies = fresh_copies(log.calls)
+        copies, statuses = fresh_copies(log.calls), list[int | None]()
         adapter = adapter_cls()
         start = time.perf_counter()
-        calls = replay(adapter, copies)
+        replay(adapter, copies, statuses)
         bare_times.append(time.perf_counter() - start)
         adapter.close()
-    return OverheadResult(len(planned), calls, min(run_times), min(bare_times))
+        if statuses != log.statuses:
+            raise AssertionError("the bare replay got other statuses than the run")
+    return OverheadResult(len(planned), len(log.statuses), min(run_times), min(bare_times))

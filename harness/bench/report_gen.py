@@ -42,7 +42,7 @@ def sample_records(count: int) -> list[dict[str, Any]]:
             run_adapter(name, cls, planned, store, profile="documented")
             store.close()
             real += store.records
-    records = []
+    records: list[dict[str, Any]] = []
     while len(records) < count:
         copy_no = len(records) // len(real)
         for record in real[: count - len(records)]:

@@ -105,7 +105,8 @@ def load_baseline(path: Path) -> Baseline:
             where = f"baseline {path}: adapters.{adapter}[{i}]"
             if not isinstance(entry, dict) or set(entry) != {"case", "outcome", "reason"}:
                 raise BaselineError(f"{where} needs exactly 'case', 'outcome' and 'reason'")
-            outcomes = entry["outcome"] if isinstance(entry["outcome"], list) else [entry["outcome"]]
+            given = entry["outcome"]
+            outcomes = given if isinstance(given, list) else [given]
             if not outcomes:
                 raise BaselineError(f"{where}: 'outcome' must name at least one outcome")
             for outcome in outcomes:

@@ -171,6 +171,8 @@ def packets(
 
 
 _MAC = {"client": "02:00:00:00:00:01", "server": "02:00:00:00:00:02"}
+_MAC_BYTES = {side: bytes.fromhex(mac.replace(":", "")) for side, mac in _MAC.items()}
+_MAC_BYTES = {side: bytes.fromhex(mac.replace(":", "")) for side, mac in _MAC.items()}
 _TCP_FLAGS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10}
 
 
@@ -198,9 +200,11 @@ def frames(tokens: Sequence[tuple[str, bytes]], *, case: str = "") -> list[bytes
         tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, bits, 65535, 0, 0)
         pseudo = src_ip + dst_ip + struct.pack("!BBH", 0, 6, len(tcp) + len(payload))
         tcp = tcp[:16] + struct.pack("!H", _checksum(pseudo + tcp + payload)) + tcp[18:]
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + len(payload), 1, 0, 64, 6, 0, src_ip, dst_ip)
+        length = 40 + len(payload)
+        length = 40 + len(payload)
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, length, 1, 0, 64, 6, 0, src_ip, dst_ip)
         ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
-        ether = bytes.fromhex(_MAC[other].replace(":", "") + _MAC[side].replace(":", "")) + b"\x08\x00"
+        ether = _MAC_BYTES[other] + _MAC_BYTES[side] + b"\x08\x00"
         out.append(ether + ip + tcp + payload)
     return out
 

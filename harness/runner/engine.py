@@ -202,9 +202,10 @@ def run_jobs(
 
     def finish(job: Job, result: CaseOutcome | None, start: float, reason: str = "") -> None:
         isolated = getattr(pool.classes[job.adapter], "target", "") != ""
+        extra: dict[str, Any]
         if result is None:
-            outcome, message, extra = "UNSUPPORTED", reason, {"expected": {}, "actual": {}}
-            extra["steps"] = []
+            outcome, message = "UNSUPPORTED", reason
+            extra = {"expected": {}, "actual": {}, "steps": []}
         else:
             outcome, message = result.outcome, result.message
             extra = {
