@@ -12,6 +12,7 @@ Three kinds of job:
 
 from __future__ import annotations
 
+import gc
 import shlex
 import time
 from collections import deque
@@ -199,6 +200,9 @@ def run_jobs(
     in two processes) run as whole cases inside the worker, a few in flight; when the worker
     dies or hangs, that case and those queued behind it run again call by call."""
     in_flight: deque[tuple[Job, WorkerAdapter, float]] = deque()
+    # The catalogue, the modules and the records so far live as long as the run: keep them
+    # out of the collector's full passes, which otherwise cost a tenth of a fast run.
+    gc.freeze()
 
     def finish(job: Job, result: CaseOutcome | None, start: float, reason: str = "") -> None:
         isolated = getattr(pool.classes[job.adapter], "target", "") != ""
@@ -258,6 +262,7 @@ def run_jobs(
         drain(0)
     finally:
         in_flight.clear()  # interrupted: queued cases are dropped, ``--resume`` runs them
+        gc.unfreeze()
 
 
 def run_adapter(
