@@ -257,3 +257,20 @@ def test_server_accepts_spec_authenticate(
     sealed, sig = client.established.session.seal([PLAINTEXT])
     assert b"".join(sealed).hex() == data
     assert server.established.session.unseal(sealed, sig) == (S.SEC_E_OK, [PLAINTEXT])
+
+
+@pytest.mark.parametrize("length", [0, 3, 8, 30])
+def test_short_or_long_v1_lm_response_is_an_invalid_token(length: int) -> None:
+    # With LM_KEY the key exchange key comes from LmChallengeResponse[0:8] (§3.4.5.1); a
+    # fuzzer found that a shorter one made DES and RC4 raise inside accept(). An NTLMv1
+    # LM_RESPONSE is 24 bytes (§2.2.2.3): anything else is a malformed AUTHENTICATE.
+    import dataclasses
+
+    flags = requested_flags(ContextOptions(ntlm_version="v1", lm_key=True, key_exchange=True))
+    client = NtlmClient(CREDS, flags, ntlm_v2=False)
+    server = NtlmServer(USERS)
+    auth = m.decode_authenticate(client.authenticate(server.challenge(client.negotiate())))
+    forged = m.encode_authenticate(dataclasses.replace(auth, lm_response=b"\x01" * length))
+    with pytest.raises(HandshakeError) as info:
+        server._accept(forged)  # not through accept()'s ValueError guard
+    assert info.value.status == S.SEC_E_INVALID_TOKEN and "not 24" in str(info.value)

@@ -305,6 +305,14 @@ class NtlmServer:
                 raise HandshakeError(0x8009030C, "NTProofStr does not match")
             responses = Responses(nt, auth.lm_response, hmac_md5(key, nt_proof))
         else:
+            # §2.2.2.3: an NTLMv1 LM_RESPONSE is 24 bytes; ESS takes the client challenge and
+            # LM_KEY the key exchange key from its first 8 (a fuzzer found that a shorter one
+            # reached DES and RC4 with a short key).
+            if len(auth.lm_response) != 24:
+                raise HandshakeError(
+                    0x80090308,
+                    f"NTLMv1 LmChallengeResponse is {len(auth.lm_response)} bytes, not 24",
+                )
             client_challenge = auth.lm_response[:8]
             responses = compute_response_v1(
                 flags,
