@@ -4,7 +4,9 @@ The bare loop is what one would write without this package: the same context (th
 established against the reference), the fuzzer's bytes cut into a DATA buffer and a 16-byte
 TOKEN, one call per input (VerifySignature for ``verify``, DecryptMessage for ``decrypt``,
 one of the four message functions for ``descriptor``, that call plus the reference mirror's
-for ``differential``, AcceptSecurityContext on the bytes as a NEGOTIATE for ``handshake``,
+for ``differential``, AcceptSecurityContext on the bytes as a NEGOTIATE for ``handshake``
+(InitializeSecurityContext on them as a CHALLENGE for a client-only adapter, which is
+fuzzed as the receiving client),
 MakeSignature then VerifySignature for ``properties``). Both run under the same
 instrumentation and isolation, in the same way (``python -m harness.fuzzing.child``), one
 after the other:
@@ -32,7 +34,7 @@ _DONE = re.compile(r"^Done (\d+) (?:runs )?in (\d+) second")
 
 def bare_target(target: str, adapter_name: str, isolation: str = "auto") -> Callable[[bytes], None]:
     """The bare one-call loop body for ``target`` (see the module docstring)."""
-    from harness.adapters.base import ContextOptions, handshake
+    from harness.adapters.base import Capability, ContextOptions, handshake
     from harness.adapters.reference import ReferenceAdapter
     from harness.adapters.registry import load_adapter
     from harness.fuzzing.targets import FIXED_RANDOMNESS, resolve_isolation
@@ -45,6 +47,8 @@ def bare_target(target: str, adapter_name: str, isolation: str = "auto") -> Call
     adapter = (isolated(adapter_name) if worker else cls)()
     oracle = ReferenceAdapter(randomness=FIXED_RANDOMNESS)
     options = ContextOptions()
+    # A client-only adapter (impacket) is fuzzed as the client: it receives the messages.
+    as_server = bool(cls.capabilities & Capability.SERVER)
     if target == "handshake":
 
         def accept_negotiate(data: bytes) -> None:
@@ -53,12 +57,24 @@ def bare_target(target: str, adapter_name: str, isolation: str = "auto") -> Call
             except Exception:  # noqa: BLE001 - the bare loop only measures
                 pass
 
-        return accept_negotiate
-    pair = handshake(oracle.client(options), adapter.server(options))
+        def take_challenge(data: bytes) -> None:
+            try:
+                party = adapter.client(options)
+                party.step(None)
+                party.step(data)
+            except Exception:  # noqa: BLE001
+                pass
+
+        return accept_negotiate if as_server else take_challenge
+    if as_server:
+        pair = handshake(oracle.client(options), adapter.server(options))
+    else:
+        pair = handshake(adapter.client(options), oracle.server(options))
     assert not hasattr(pair, "status"), f"cannot establish {adapter_name} against the reference"
-    server = pair.server  # type: ignore[union-attr]
-    client = pair.client  # type: ignore[union-attr]
-    mirror = oracle.from_session_key(pair.flags, pair.exported_session_key, client=False)  # type: ignore[union-attr, arg-type]
+    # ``server`` is the adapter's receiving end, ``client`` the reference's sending end.
+    server = pair.server if as_server else pair.client  # type: ignore[union-attr]
+    client = pair.client if as_server else pair.server  # type: ignore[union-attr]
+    mirror = oracle.from_session_key(pair.flags, pair.exported_session_key, client=not as_server)  # type: ignore[union-attr, arg-type]
 
     def desc(data: bytes) -> SecBufferDesc:
         return SecBufferDesc(

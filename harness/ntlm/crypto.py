@@ -23,10 +23,16 @@ def hmac_md5(key: bytes, data: bytes) -> bytes:
     return hmac.digest(key, data, "md5")  # OpenSSL's one-shot HMAC
 
 
+try:  # OpenSSL's one-shot HMAC, without hmac.digest's argument checks
+    from _hashlib import hmac_digest as _hmac_digest
+except ImportError:  # pragma: no cover - CPython without OpenSSL
+    _hmac_digest = hmac.digest
+
+
 def hmac_md5_parts(key: bytes, head: bytes, body: bytes) -> bytes:
     """HMAC_MD5(K, head ‖ body) without building head ‖ body: a large message is not copied."""
     if len(body) < 4096:
-        return hmac.digest(key, head + body, "md5")
+        return _hmac_digest(key, head + body, "md5")
     mac = hmac.new(key, head, hashlib.md5)
     mac.update(body)
     return mac.digest()
@@ -92,7 +98,8 @@ class RC4Stream:
         """RC4(Handle, D): encrypt or decrypt ``data`` with the next keystream bytes."""
         if not data:
             return b""
-        data = bytes(data)
+        if type(data) is not bytes:
+            data = bytes(data)  # kept for a rewind: must not change under us
         if self._pending:
             used = self._pending[: len(data)]
             self._pending = self._pending[len(used) :]

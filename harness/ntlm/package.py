@@ -7,6 +7,7 @@ status is used (the docstrings quote the page); where they are silent, the choic
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,11 +46,11 @@ class Context:
     established: Established
     is_client: bool
 
-    @property
+    @functools.cached_property
     def integrity(self) -> bool:
         return bool(self.established.flags & _SIGN_OR_SEAL)
 
-    @property
+    @functools.cached_property
     def confidentiality(self) -> bool:
         """SEAL negotiated; "Message confidentiality is available in connectionless mode only
         if the client configures extended session security" (§3.4.3)."""
@@ -69,26 +70,36 @@ class _Call:
     data: list[SecBuffer]
 
 
-def _checked(desc: SecBufferDesc | None) -> tuple[S, list[SecBuffer]]:
-    """The buffers of a descriptor a package can trust, or SEC_E_INVALID_TOKEN.
+def _checked(
+    desc: SecBufferDesc | None,
+) -> tuple[S, list[SecBuffer], SecBuffer | None, list[SecBuffer]]:
+    """The buffers of a descriptor a package can trust, with its first TOKEN and its DATA
+    buffers, or SEC_E_INVALID_TOKEN.
 
     A C package cannot tell a lying ``cbBuffer`` from a true one; the model can, and treats
     the lie like the access violation it would cause: as an invalid token.
     """
     if desc is None or desc.buffers is None or desc.version != SECBUFFER_VERSION:
-        return S.SEC_E_INVALID_TOKEN, []
-    if desc.c_buffers > len(desc.buffers):
-        return S.SEC_E_INVALID_TOKEN, []
-    buffers = desc.buffers[: desc.c_buffers]
+        return S.SEC_E_INVALID_TOKEN, [], None, []
+    count = desc.c_buffers
+    if count > len(desc.buffers):
+        return S.SEC_E_INVALID_TOKEN, [], None, []
+    buffers = desc.buffers[:count]
+    token, data = None, []
     for buf in buffers:
-        if buf.buffer_type & _KIND_MASK in (_DATA, _TOKEN):
-            data, declared = buf.data, buf.declared_length
-            if data is None:
+        kind = buf.buffer_type & _KIND_MASK
+        if kind == _DATA or kind == _TOKEN:
+            content, declared = buf.data, buf.declared_length
+            if content is None:
                 if declared:
-                    return S.SEC_E_INVALID_TOKEN, []
-            elif declared is not None and declared > len(data):
-                return S.SEC_E_INVALID_TOKEN, []
-    return S.SEC_E_OK, buffers
+                    return S.SEC_E_INVALID_TOKEN, [], None, []
+            elif declared is not None and declared > len(content):
+                return S.SEC_E_INVALID_TOKEN, [], None, []
+            if kind == _DATA:
+                data.append(buf)
+            elif token is None:
+                token = buf
+    return S.SEC_E_OK, buffers, token, data
 
 
 def _bytes(buf: SecBuffer) -> bytes:
@@ -99,6 +110,15 @@ def _bytes(buf: SecBuffer) -> bytes:
     if declared is None or declared >= len(data):
         return bytes(data)
     return bytes(memoryview(data)[:declared])
+
+
+def _joined(buffers: list[SecBuffer]) -> bytes | bytearray:
+    """The bytes of ``buffers`` one after the other; a single whole buffer is not copied."""
+    if len(buffers) == 1:
+        buf = buffers[0]
+        if buf.data is not None and buf.declared_length in (None, len(buf.data)):
+            return buf.data
+    return b"".join([_bytes(b) for b in buffers])
 
 
 def _is_signed(buf: SecBuffer) -> bool:
@@ -170,16 +190,9 @@ class NtlmPackage:
             return S.SEC_E_INVALID_HANDLE
         if not allowed(ctx):
             return S.SEC_E_QOP_NOT_SUPPORTED
-        status, buffers = _checked(desc)
+        status, buffers, token, data = _checked(desc)
         if status:
             return status
-        token, data = None, []
-        for buf in buffers:
-            kind = buf.buffer_type & _KIND_MASK
-            if kind == _DATA:
-                data.append(buf)
-            elif kind == _TOKEN and token is None:
-                token = buf
         return _Call(ctx.established.session, buffers, token, data)
 
     @staticmethod
@@ -209,7 +222,7 @@ class NtlmPackage:
         token = call.token
         if not self._signature_call(call) or token is None or not self._writable(token):
             return S.SEC_E_INVALID_TOKEN
-        message = b"".join(_bytes(b) for b in call.buffers if _is_signed(b))
+        message = _joined([b for b in call.buffers if _is_signed(b)])
         _write_token(token, call.session.sign(message, seqno))
         return S.SEC_E_OK
 
@@ -224,7 +237,7 @@ class NtlmPackage:
             return call, 0
         if not self._signature_call(call) or call.token is None:
             return S.SEC_E_INVALID_TOKEN, 0
-        message = b"".join(_bytes(b) for b in call.buffers if _is_signed(b))
+        message = _joined([b for b in call.buffers if _is_signed(b)])
         signature = _bytes(call.token)[:SIGNATURE_SIZE]
         return call.session.verify(message, signature, seqno), 0
 
@@ -247,7 +260,7 @@ class NtlmPackage:
             return S.SEC_E_INVALID_TOKEN
         if call.token.cb_buffer < SIGNATURE_SIZE:
             return S.SEC_E_BUFFER_TOO_SMALL
-        signed = b"".join(_bytes(b) for b in call.data if _is_signed(b))
+        signed = _joined([b for b in call.data if _is_signed(b)])
         if wrap_only:
             _write_token(call.token, call.session.sign(signed, seqno))
             return S.SEC_E_OK
@@ -270,15 +283,21 @@ class NtlmPackage:
         token, data = call.token, call.data
         if token is None or not data or token.cb_buffer < SIGNATURE_SIZE:
             return S.SEC_E_INVALID_TOKEN, 0
-        status, plain = call.session.unseal(
-            [_bytes(b) for b in data],
-            _bytes(token)[:SIGNATURE_SIZE],
-            signed=[_is_signed(b) for b in data],
-            encrypted=[_is_encrypted(b) for b in data],
-            app_seqno=seqno,
-        )
+        signature = _bytes(token)[:SIGNATURE_SIZE]
+        if len(data) == 1 and not data[0].buffer_type & SECBUFFER_ATTRMASK:  # the usual case
+            only = data[0]
+            status, plain = call.session.unseal([_bytes(only)], signature, app_seqno=seqno)
+            if status == S.SEC_E_OK and only.data is not None:
+                only.data[: len(plain[0])] = plain[0]
+            return status, 0
+        parts, signed, encrypted = [], [], []
+        for buf in data:
+            parts.append(_bytes(buf))
+            signed.append(_is_signed(buf))
+            encrypted.append(_is_encrypted(buf))
+        status, plain = call.session.unseal(parts, signature, signed, encrypted, seqno)
         if status == S.SEC_E_OK:
-            for buf, out in zip(data, plain, strict=True):
-                if buf.data is not None:
+            for buf, out, changed in zip(data, plain, encrypted, strict=True):
+                if changed and buf.data is not None:
                     buf.data[: len(out)] = out
         return status, 0

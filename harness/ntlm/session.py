@@ -91,11 +91,12 @@ class SessionSecurity:
 
     def sign(self, message: bytes, app_seqno: int = 0) -> bytes:
         """MakeSignature / GSS_GetMICEx (§3.4.8): the 16-byte signature of ``message``."""
-        seq = self._sequence(self.outgoing, app_seqno)
-        handle = self._handle(self.outgoing, seq)
+        direction = self.outgoing
+        seq = self._sequence(direction, app_seqno)
+        handle = self._handle(direction, seq)
         handle.mark()  # sending never rewinds: what came before can be forgotten
-        signature = self._mac(self.outgoing, handle, seq, message)
-        self._advance(self.outgoing)
+        signature = self._mac(direction, handle, seq, message)
+        self._advance(direction)
         return signature
 
     def seal(
@@ -135,14 +136,16 @@ class SessionSecurity:
     ) -> tuple[SecStatus, list[bytes]]:
         """DecryptMessage / GSS_UnwrapEx (§3.4.7): decrypt the ``encrypted`` parts, MAC the
         ``signed`` plaintext parts and compare. On failure nothing is decrypted."""
-        seq = self._sequence(self.incoming, app_seqno)
-        handle = self._handle(self.incoming, seq)
+        direction = self.incoming
+        seq = self._sequence(direction, app_seqno)
+        handle = self._handle(direction, seq)
         mark = handle.mark()
         encrypted = encrypted or [True] * len(parts)
         signed = signed or [True] * len(parts)
         plain = [handle.apply(p) if enc else p for p, enc in zip(parts, encrypted, strict=True)]
-        message = b"".join(p for p, s in zip(plain, signed, strict=True) if s)
-        expected = self._mac(self.incoming, handle, seq, message)
+        covered = [p for p, s in zip(plain, signed, strict=True) if s]
+        message = covered[0] if len(covered) == 1 else b"".join(covered)
+        expected = self._mac(direction, handle, seq, message)
         status = self._compare(expected, signature)
         if status != SecStatus.SEC_E_OK:
             handle.rewind(mark)
