@@ -26,10 +26,10 @@ def hmac_md5(key: bytes, data: bytes) -> bytes:
 try:  # OpenSSL's one-shot HMAC, without hmac.digest's argument checks
     from _hashlib import hmac_digest as _hmac_digest
 except ImportError:  # pragma: no cover - CPython without OpenSSL
-    _hmac_digest = hmac.digest
+    _hmac_digest = hmac.digest  # type: ignore[assignment]
 
 
-def hmac_md5_parts(key: bytes, head: bytes, body: bytes) -> bytes:
+def hmac_md5_parts(key: bytes, head: bytes, body: bytes | bytearray) -> bytes:
     """HMAC_MD5(K, head ‖ body) without building head ‖ body: a large message is not copied."""
     if len(body) < 4096:
         return _hmac_digest(key, head + body, "md5")
@@ -38,7 +38,7 @@ def hmac_md5_parts(key: bytes, head: bytes, body: bytes) -> bytes:
     return mac.digest()
 
 
-def crc32(data: bytes) -> bytes:
+def crc32(data: bytes | bytearray) -> bytes:
     """CRC32(M) of §6, as the 4 little-endian bytes placed in the signature."""
     return (zlib.crc32(data) & 0xFFFFFFFF).to_bytes(4, "little")
 

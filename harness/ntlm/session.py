@@ -67,7 +67,9 @@ class SessionSecurity:
 
     # -- MAC (§3.4.4) ------------------------------------------------------------------------
 
-    def _mac(self, direction: Direction, handle: RC4Stream, seq: int, message: bytes) -> bytes:
+    def _mac(
+        self, direction: Direction, handle: RC4Stream, seq: int, message: bytes | bytearray
+    ) -> bytes:
         seq_bytes = struct.pack("<I", seq)
         if self.ess:
             # §3.4.4.2: HMAC_MD5(SigningKey, SeqNum ‖ Message)[0..7], RC4'd under KEY_EXCH.
@@ -89,7 +91,7 @@ class SessionSecurity:
 
     # -- the four operations -----------------------------------------------------------------
 
-    def sign(self, message: bytes, app_seqno: int = 0) -> bytes:
+    def sign(self, message: bytes | bytearray, app_seqno: int = 0) -> bytes:
         """MakeSignature / GSS_GetMICEx (§3.4.8): the 16-byte signature of ``message``."""
         direction = self.outgoing
         seq = self._sequence(direction, app_seqno)
@@ -100,7 +102,7 @@ class SessionSecurity:
         return signature
 
     def seal(
-        self, parts: list[bytes], signed: bytes | None = None, app_seqno: int = 0
+        self, parts: list[bytes], signed: bytes | bytearray | None = None, app_seqno: int = 0
     ) -> tuple[list[bytes], bytes]:
         """EncryptMessage / GSS_WrapEx (§3.4.6): RC4 each part in order, then MAC the
         plaintext (``signed``, default the parts joined) with the same handle (§3.4.3)."""
@@ -113,7 +115,9 @@ class SessionSecurity:
         self._advance(self.outgoing)
         return sealed, signature
 
-    def verify(self, message: bytes, signature: bytes, app_seqno: int = 0) -> SecStatus:
+    def verify(
+        self, message: bytes | bytearray, signature: bytes, app_seqno: int = 0
+    ) -> SecStatus:
         """VerifySignature / GSS_VerifyMICEx (§3.4.9)."""
         seq = self._sequence(self.incoming, app_seqno)
         handle = self._handle(self.incoming, seq)

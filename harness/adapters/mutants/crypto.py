@@ -33,7 +33,7 @@ class WrongDirectionKey(MutantAdapter):
 
 class _CiphertextMacSession(SessionSecurity):
     def seal(
-        self, parts: list[bytes], signed: bytes | None = None, app_seqno: int = 0
+        self, parts: list[bytes], signed: bytes | bytearray | None = None, app_seqno: int = 0
     ) -> tuple[list[bytes], bytes]:
         seq = self._sequence(self.outgoing, app_seqno)
         handle = self._handle(self.outgoing, seq)
@@ -77,7 +77,9 @@ class MacOverCiphertext(MutantAdapter):
 
 
 class _ClearChecksumSession(SessionSecurity):
-    def _mac(self, direction: Direction, handle: RC4Stream, seq: int, message: bytes) -> bytes:
+    def _mac(
+        self, direction: Direction, handle: RC4Stream, seq: int, message: bytes | bytearray
+    ) -> bytes:
         if not self.ess:
             return super()._mac(direction, handle, seq, message)
         assert direction.signing_key is not None

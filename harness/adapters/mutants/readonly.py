@@ -90,7 +90,9 @@ class _KeystreamRecordingSession(SessionSecurity):
 
     last_keystream = b""
 
-    def _mac(self, direction: Direction, handle: RC4Stream, seq: int, message: bytes) -> bytes:
+    def _mac(
+        self, direction: Direction, handle: RC4Stream, seq: int, message: bytes | bytearray
+    ) -> bytes:
         signature = super()._mac(direction, handle, seq, message)
         seq_bytes = struct.pack("<I", seq)
         if self.ess:

@@ -28,7 +28,9 @@ class _SenderSeqnumSession(SessionSecurity):
             return int(struct.unpack("<I", signature[12:16])[0])
         return None
 
-    def verify(self, message: bytes, signature: bytes, app_seqno: int = 0) -> SecStatus:
+    def verify(
+        self, message: bytes | bytearray, signature: bytes, app_seqno: int = 0
+    ) -> SecStatus:
         self._received = self._peek(signature)
         try:
             return super().verify(message, signature, app_seqno)
@@ -63,7 +65,9 @@ class SkipsSequenceCheck(MutantAdapter):
 
 
 class _AdvancesOnFailureSession(SessionSecurity):
-    def verify(self, message: bytes, signature: bytes, app_seqno: int = 0) -> SecStatus:
+    def verify(
+        self, message: bytes | bytearray, signature: bytes, app_seqno: int = 0
+    ) -> SecStatus:
         status = super().verify(message, signature, app_seqno)
         if status != SecStatus.SEC_E_OK:
             self._advance(self.incoming)
@@ -166,7 +170,7 @@ class DatagramNoRekey(MutantAdapter):
 
 class _SealKeepsSeqnumSession(SessionSecurity):
     def seal(
-        self, parts: list[bytes], signed: bytes | None = None, app_seqno: int = 0
+        self, parts: list[bytes], signed: bytes | bytearray | None = None, app_seqno: int = 0
     ) -> tuple[list[bytes], bytes]:
         before = self.outgoing.sequence
         result = super().seal(parts, signed, app_seqno)
