@@ -81,7 +81,7 @@ def test_well_formed_descriptors_pass_the_reference_checks(desc, signed) -> None
     for d in (desc, signed):
         assert d.version == SECBUFFER_VERSION and d.declared_count is None
         assert all(b.data is not None and b.declared_length is None for b in d.buffers)
-        status, buffers = _checked(d)
+        status, buffers, _token, _data = _checked(d)
         assert status == S.SEC_E_OK and len(buffers) == len(d.buffers)
     assert len(signed.buffers) <= 4
     assert any(b.kind == BufferType.TOKEN and b.cb_buffer >= 16 for b in signed.buffers)

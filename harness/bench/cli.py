@@ -151,7 +151,8 @@ def run_bench(args: Any) -> int:
         print(f"  ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
     missed = [r for r in rows if not r.met]
     print(f"{len(rows) - len(missed)} of {len(rows)} targets met"
-          + (": missed " + "; ".join(r.measure for r in missed) if missed else ""))
+          + (f"; {len(missed)} MISSED (marked above; docs/performance.md says why)"
+             if missed else ""))
     if args.json:
         payload = {"machine": _machine(), "rows": [{**asdict(r), "met": r.met} for r in rows]}
         args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
