@@ -202,6 +202,9 @@ def test_ctrl_c_keeps_campaign_json_and_writes_the_page(tmp_path: Path) -> None:
         [sys.executable, "-m", "harness.cli", "fuzz", "--adapter", "reference", "--target",
          "verify", "--time", "60", "--no-regressions", "--out", str(out)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        # A shell's background job ignores SIGINT, and Python then leaves it ignored (CI may
+        # run the suite so): give the child the default disposition, as a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 30
