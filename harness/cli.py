@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         "--only", action="append", choices=_bench_measures(), metavar="NAME",
         help=f"one measure (repeatable): {', '.join(_bench_measures())}",
     )
-    bench.add_argument("--fuzz-seconds", type=_positive_float, default=5.0, metavar="S",
+    bench.add_argument("--fuzz-seconds", type=opt.positive_float, default=5.0, metavar="S",
                        help="seconds per fuzz target and per bare loop (default 5)")
     bench.add_argument("--fuzz-adapter", action="append", metavar="NAME",
                        help="adapter for the fuzz measure (repeatable; default reference)")
@@ -250,16 +250,6 @@ def _bench_measures() -> tuple[str, ...]:
     from harness.bench.cli import MEASURES
 
     return MEASURES
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not positive")
-    return value
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -23,17 +23,26 @@ PYTEST_PREFIX = "sspi-"
 PYTEST_GROUP = "sspi-harness"
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a number greater than zero."""
+def _positive(kind: type[float] | type[int], text: str) -> Any:
     import argparse
 
     try:
-        value = float(text)
+        value = kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not positive")
     return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number greater than zero."""
+    return float(_positive(float, text))
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number greater than zero."""
+    return int(_positive(int, text))
 
 
 @dataclass(frozen=True)

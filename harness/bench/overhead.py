@@ -37,9 +37,7 @@ def recording(cls: type[Adapter], log: CallLog) -> type[Adapter]:
 
     def logged(method: str) -> Any:
         def call(self: Adapter, *args: Any) -> Any:
-            log.calls.append(
-                (method, tuple(a.copy() if isinstance(a, SecBufferDesc) else a for a in args))
-            )
+            log.calls.append((method, _copied(args)))
             result = getattr(super(sub, self), method)(*args)
             log.statuses.append(_status(result))
             if method == "establish" and isinstance(result, ContextPair):
@@ -83,11 +81,13 @@ def replay(
             statuses.append(_status(getattr(adapter, method)(handle, *args[1:])))
 
 
+def _copied(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The arguments with each descriptor copied (calls write into them)."""
+    return tuple(a.copy() if isinstance(a, SecBufferDesc) else a for a in args)
+
+
 def fresh_copies(calls: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, tuple[Any, ...]]]:
-    return [
-        (m, tuple(a.copy() if isinstance(a, SecBufferDesc) else a for a in args))
-        for m, args in calls
-    ]
+    return [(method, _copied(args)) for method, args in calls]
 
 
 @dataclass

@@ -29,21 +29,9 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r} is not positive")
-        return value
-
-    return parse
-
-
 def parser() -> argparse.ArgumentParser:
     from harness.fuzzing import TARGET_NAMES
+    from harness.options import positive_float, positive_int
 
     p = _Parser(prog=PROG, description="Fuzz an adapter with atheris (docs/fuzzing.md).")
     p.add_argument(
@@ -54,12 +42,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--target", metavar="T", help=f"one of {', '.join(TARGET_NAMES)}")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
-        "--time", type=_positive(float), metavar="S", help="seconds of fuzzing (default 60)"
+        "--time", type=positive_float, metavar="S", help="seconds of fuzzing (default 60)"
     )
-    budget.add_argument("--runs", type=_positive(int), metavar="N", help="inputs to run")
+    budget.add_argument("--runs", type=positive_int, metavar="N", help="inputs to run")
     p.add_argument(
         "--jobs",
-        type=_positive(int),
+        type=positive_int,
         default=1,
         metavar="J",
         help="fuzzer processes sharing the corpus (default 1)",
@@ -81,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--timeout",
-        type=_positive(float),
+        type=positive_float,
         default=5.0,
         metavar="S",
         help="per-call limit before a hang is a finding (default 5)",

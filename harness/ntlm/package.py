@@ -39,6 +39,7 @@ _KIND_MASK = ~SECBUFFER_ATTRMASK & 0xFFFFFFFF
 _SIGN_OR_SEAL, _SEAL = int(F.SIGN | F.SEAL), int(F.SEAL)
 _DATAGRAM, _ESS = int(F.DATAGRAM), int(F.EXTENDED_SESSIONSECURITY)
 _READONLY, _WITH_CHECKSUM = SECBUFFER_READONLY, SECBUFFER_READONLY_WITH_CHECKSUM
+_EITHER_READONLY = _READONLY | _WITH_CHECKSUM
 
 
 @dataclass
@@ -136,7 +137,7 @@ def _is_signed(buf: SecBuffer) -> bool:
 
 def _is_encrypted(buf: SecBuffer) -> bool:
     """Only DATA buffers with neither read-only attribute are encrypted."""
-    return buf.buffer_type & _KIND_MASK == _DATA and not buf.buffer_type & 0x90000000
+    return buf.buffer_type & _KIND_MASK == _DATA and not buf.buffer_type & _EITHER_READONLY
 
 
 def _write_token(token: SecBuffer, signature: bytes) -> None:
@@ -208,7 +209,7 @@ class NtlmPackage:
     def _writable(token: SecBuffer) -> bool:
         """A TOKEN marked read-only cannot receive the signature ("The package can read this
         buffer, but cannot modify it", SecBuffer), so it is not a valid TOKEN for output."""
-        return not token.flags & 0x90000000 and token.data is not None
+        return not token.flags & _EITHER_READONLY and token.data is not None
 
     def make_signature(self, handle: Handle, qop: int, desc: SecBufferDesc | None, seqno: int) -> S:
         """MakeSignature. fQOP is ignored (the seed: "The quality of service parameter is

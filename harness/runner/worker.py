@@ -10,6 +10,7 @@ protocol.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import select
@@ -289,8 +290,6 @@ class WorkerAdapter(Adapter):
     def _slim(self, case: Any) -> Any:
         """The case without what the worker does not need to run it (the scenario's other
         parameter expansions and its texts): a tenth of the bytes to pickle and pipe."""
-        import dataclasses
-
         scenario = case.scenario
         slim = self._slim_scenarios.get(id(scenario))
         if slim is None or slim[0] is not scenario:
@@ -374,6 +373,7 @@ class WorkerAdapter(Adapter):
 def _serve(read_fd: int, write_fd: int) -> None:
     """The worker loop: one adapter instance, its parties, requests until EOF."""
     from harness.adapters.registry import load_adapter
+    from harness.runner.executor import execute  # whole cases; imported here: it imports us
 
     adapter: Adapter | None = None
     parties: dict[int, Party] = {}
@@ -385,8 +385,6 @@ def _serve(read_fd: int, write_fd: int) -> None:
             return
         try:
             if method == "init":
-                import harness.runner.executor  # noqa: F401 - for whole cases, loaded once here
-
                 adapter = load_adapter(args[0])()
                 _send(write_fd, ("ok", (None, args)))
                 continue
@@ -395,9 +393,7 @@ def _serve(read_fd: int, write_fd: int) -> None:
                 adapter.close()
                 _send(write_fd, ("ok", (None, args)))
                 return
-            if method == "execute":  # a whole case here, peer included (execute_case)
-                from harness.runner.executor import execute
-
+            if method == "execute":  # a whole case here, peer included (submit_case)
                 case, profile, peer_name, role = args
                 if peer_name is not None and peer_name not in peers:
                     peers[peer_name] = load_adapter(peer_name)()
