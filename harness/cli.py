@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(opt.ISOLATE.cli_flag, **opt.ISOLATE.arguments())
     run.add_argument(opt.TIMEOUT.cli_flag, **opt.TIMEOUT.arguments())
     run.add_argument(opt.NO_PEERS.cli_flag, **opt.NO_PEERS.arguments())
+    run.add_argument(opt.NATIVE_LIB.cli_flag, **opt.NATIVE_LIB.arguments())
     run.add_argument(
         "--properties",
         type=int,
@@ -75,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
         "are found anyway)",
     )
 
-    sub.add_parser("adapters", help="list adapters, availability and capabilities")
+    adapters = sub.add_parser("adapters", help="list adapters, availability and capabilities")
+    adapters.add_argument(opt.NATIVE_LIB.cli_flag, **opt.NATIVE_LIB.arguments())
 
     mutants = sub.add_parser(
         "mutants", help="run the catalogue against deliberately broken adapters: mutation score"
@@ -97,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="adapter for the fuzz measure (repeatable; default reference)")
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write the rows as JSON")
     bench.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    bench.add_argument(opt.NATIVE_LIB.cli_flag, **opt.NATIVE_LIB.arguments())
     fuzz = sub.add_parser(
         "fuzz",
         help="coverage-guided fuzz campaign (atheris); 'sspi-harness fuzz --help' for options",
@@ -131,11 +134,25 @@ def _parser() -> argparse.ArgumentParser:
     lint.add_argument("files", nargs="*", type=Path)
     check = vsub.add_parser("check", help="replay vectors against an adapter")
     check.add_argument("--adapter", default="reference", metavar="NAME")
+    check.add_argument(opt.NATIVE_LIB.cli_flag, **opt.NATIVE_LIB.arguments())
     check.add_argument("files", nargs="*", type=Path)
     return parser
 
 
 # -- adapters ---------------------------------------------------------------------------------
+
+
+def use_native_lib(path: str | None) -> None:
+    """``--native-lib``: checked before any adapter loads, then set for this process and the
+    worker subprocesses (``harness.adapters.native_abi.use_library``)."""
+    if path is None:
+        return
+    from harness.adapters.native_abi import AbiError, use_library
+
+    try:
+        use_library(path)
+    except AbiError as exc:
+        raise UsageError(f"--native-lib: {exc}") from None
 
 
 def _cmd_adapters(_args: argparse.Namespace) -> int:
@@ -521,6 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return main_fuzz(arguments[1:])
         args = _parser().parse_args(arguments)
+        use_native_lib(getattr(args, "native_lib", None))
         command = {
             "run": _cmd_run,
             "adapters": _cmd_adapters,

@@ -136,6 +136,13 @@ NO_PEERS = Option(
     action="store_true",
 )
 
+NATIVE_LIB = Option(
+    "native-lib",
+    help="the SSPI shared library the native adapter loads (wins over "
+    "$SSPI_HARNESS_NATIVE_LIB; default secur32.dll, or sspilib's libsspi)",
+    metavar="PATH",
+)
+
 # The plugin's options, in the order ``pytest --help`` lists them.
 PYTEST_OPTIONS = (ADAPTER, PROFILE, CASE, BASELINE, ISOLATE, TIMEOUT, NO_PEERS)
 

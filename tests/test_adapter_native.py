@@ -8,6 +8,7 @@ or a deadlock inside the library is an observed outcome instead of the end of py
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import pickle
 import signal
@@ -374,3 +375,54 @@ def test_catalogue_matches_the_baseline(
 def test_baseline_names_real_cases() -> None:
     """Every baseline entry matches some job of the catalogue (none is left over)."""
     assert stale_entries("native", NativeAdapter) == []
+
+
+# -- --native-lib: the library path from the command line ------------------------------------
+
+
+def _cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *argv],
+        capture_output=True, text=True, check=False, env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--native-lib", "/nonexistent/libsspi.so"], "libsspi.so does not exist"),
+        (["run", "--native-lib", "/"], "/ is a folder"),
+        (["adapters", "--native-lib", __file__], "cannot load"),
+        (["vectors", "check", "--native-lib", "/nonexistent"], "/nonexistent does not exist"),
+        (["fuzz", "--native-lib", "/nonexistent", "--adapter", "native"], "does not exist"),
+    ],
+)
+def test_bad_native_lib_is_one_line_and_exit_2(argv: list[str], message: str) -> None:
+    proc = _cli(*argv)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "--native-lib" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_native_lib_wins_over_the_environment_and_reaches_the_worker(tmp_path: Path) -> None:
+    """A broken $SSPI_HARNESS_NATIVE_LIB makes native unavailable; --native-lib with a copy of
+    libsspi wins over it, and the worker subprocess (which only sees the environment) loads
+    the copy: the case passes."""
+    _libsspi_or_skip()
+    from harness.adapters.native_abi import default_library
+
+    copy = tmp_path / "libsspi-copy.so"
+    copy.write_bytes(Path(default_library()).read_bytes())
+    broken = {"SSPI_HARNESS_NATIVE_LIB": str(tmp_path / "missing.so")}
+    listing = _cli("adapters", env=broken)
+    assert "native       unavailable" in listing.stdout
+    listing = _cli("adapters", "--native-lib", str(copy), env=broken)
+    assert "native       available" in listing.stdout
+    out = tmp_path / "run"
+    case = "seal-unseal-client-to-server[ntlmv2]"
+    proc = _cli("run", "--adapter", "native", "--native-lib", str(copy), "--case", case,
+                "--no-peers", "--out", str(out), "--quiet", env=broken)
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [(r["case"], r["outcome"]) for r in records] == [(case, "PASS")]

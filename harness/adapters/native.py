@@ -1,7 +1,8 @@
 """The native adapter: an SSPI library driven through its C ABI with ctypes.
 
 ``secur32.dll`` on Windows; elsewhere the ``libsspi`` of sspi-rs that the ``sspilib`` wheel
-ships, or any library named by ``$SSPI_HARNESS_NATIVE_LIB`` or the ``library`` argument.
+ships, or any library named by ``--native-lib`` (``$SSPI_HARNESS_NATIVE_LIB``) or the
+``library`` argument.
 
 What reaches the library is exactly what the case describes: descriptors are marshalled as
 modelled (a lying ``ulVersion``, ``cBuffers`` or ``cbBuffer``, a NULL ``pBuffers`` or

@@ -180,6 +180,23 @@ def default_library() -> str:
     return str(sspilib_libsspi())
 
 
+def use_library(path: str) -> str:
+    """Make ``path`` the library of every native adapter from now on (``--native-lib``): it is
+    checked here, in one line, and set as $SSPI_HARNESS_NATIVE_LIB so that the worker
+    subprocesses the adapter runs in, which inherit the environment, load the same one.
+    A bare file name is left to the loader's search path."""
+    given = Path(path)
+    if given.parent != Path(""):
+        if given.is_dir():
+            raise AbiError(f"{path} is a folder, not a shared library")
+        if not given.exists():
+            raise AbiError(f"{path} does not exist")
+        path = os.path.abspath(path)
+    probe(path)
+    os.environ[ENV_LIBRARY] = path
+    return path
+
+
 def sspilib_libsspi() -> Path:
     """The libsspi shared library bundled in the installed ``sspilib`` wheel (sspi-rs)."""
     import importlib.util
@@ -229,6 +246,11 @@ def probe(path: str) -> None:
     if getattr(lib, "InitSecurityInterfaceW", None) is not None:
         return
     missing = [name for name in PROTOTYPES if getattr(lib, name, None) is None]
+    if len(missing) == len(PROTOTYPES):
+        raise AbiError(
+            f"{path} is not an SSPI library (it exports neither InitSecurityInterfaceW nor "
+            "AcquireCredentialsHandleW)"
+        )
     if missing:
         raise AbiError(f"{path} exports neither InitSecurityInterfaceW nor {', '.join(missing)}")
 

@@ -31,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
 
 def parser() -> argparse.ArgumentParser:
     from harness.fuzzing import TARGET_NAMES
-    from harness.options import positive_float, positive_int
+    from harness.options import NATIVE_LIB, positive_float, positive_int
 
     p = _Parser(prog=PROG, description="Fuzz an adapter with atheris (docs/fuzzing.md).")
     p.add_argument(
@@ -106,6 +106,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-regressions", action="store_true", help="do not write regression vectors")
     p.add_argument("--quiet", action="store_true", help="no live progress")
+    p.add_argument(NATIVE_LIB.cli_flag, **NATIVE_LIB.arguments())
     return p
 
 
@@ -113,12 +114,25 @@ def main_fuzz(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sspi-harness fuzz``; returns the exit code."""
     try:
         args = parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        _use_native_lib(args.native_lib)
         if args.replay is not None:
             return _replay(args)
         return _campaign(args)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _use_native_lib(path: str | None) -> None:
+    """``--native-lib``: checked now, then inherited by the fuzzer and worker processes."""
+    if path is None:
+        return
+    from harness.adapters.native_abi import AbiError, use_library
+
+    try:
+        use_library(path)
+    except AbiError as exc:
+        raise UsageError(f"--native-lib: {exc}") from None
 
 
 # -- campaigns --------------------------------------------------------------------------------
