@@ -19,6 +19,7 @@ import pytest
 from harness.report import summarize, write_html, write_junit
 from harness.report.dissect import dissect, dissect_hex, ess_of, hex_runs
 from harness.report.html import PAGE_SIZE, render_html, safe_url, script_json, status_text
+from harness.report.junit import build_junit
 from harness.report.pcap import safe_name, tokens_of, write_pcap, write_pcaps
 from harness.report.summary import OUTCOMES, failing_outcomes, write_summary
 
@@ -146,6 +147,47 @@ def test_junit(records: list[dict[str, Any]], tmp_path: Path) -> None:
     assert err.get("message") == f"boom {HOSTILE}"
     raw = path.read_text(encoding="utf-8")
     assert "<script>" not in raw and "&lt;script&gt;" in raw
+
+
+def test_interop_records_belong_to_the_pair_in_every_format() -> None:
+    """``case@client=A,server=B`` counts for the pair: summary.json's ``interop``, a JUnit suite
+    of its own and the matrix's interop column, never A's counts, suite or column."""
+    recs = [
+        _rec("sanity[start]", "reference", "PASS"),
+        _rec("sanity[start]@client=reference,server=native", "reference", "FAIL",
+             kind="interop", peer="native", role="client"),
+        _rec("sanity[start]@client=native,server=reference", "native", "CRASH",
+             kind="interop", peer="reference", role="client"),
+    ]
+    summary = summarize(recs, started="", finished="", duration_s=0.0, profile="documented")
+    assert summary["adapters"] == {"reference": {"PASS": 1}}
+    assert summary["interop"] == {"native > reference": {"CRASH": 1},
+                                  "reference > native": {"FAIL": 1}}
+
+    root = build_junit(recs)
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    assert set(suites) == {"reference", "interop"}
+    assert (suites["reference"].get("tests"), suites["reference"].get("failures"),
+            suites["reference"].get("errors")) == ("1", "0", "0")
+    interop = suites["interop"]
+    assert (interop.get("tests"), interop.get("failures"), interop.get("errors")) == ("2", "1", "1")
+    assert {(c.get("classname"), c.get("name")) for c in interop.iter("testcase")} == {
+        ("interop", "sanity[start]@client=reference,server=native"),
+        ("interop", "sanity[start]@client=native,server=reference"),
+    }
+
+    html = render_html(recs, summary)
+    data = json.loads(_blob(html))
+    assert data["adapters"] == ["reference", "interop"]  # no column for native at all
+    columns = {r["case"]: r["adapter"] for r in _decoded(html)}
+    assert columns == {"sanity[start]": "reference",
+                       "sanity[start]@client=reference,server=native": "interop",
+                       "sanity[start]@client=native,server=reference": "interop"}
+    # The drill-down still names the client adapter (meta[9], read by the page's script).
+    table = data["t"]
+    clients = {table[table[row[1]][9]] for row in data["r"] if len(table[row[1]]) > 9
+               and table[row[1]][9]}
+    assert clients == {"reference", "native"}
 
 
 def _blob(html: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness.cli import main
@@ -28,6 +29,15 @@ def test_report_shows_interop_matrix_and_deviations(tmp_path: Path) -> None:
         ("reference", MUTANT),
         (MUTANT, "reference"),
     }
+    # The interop conversations are the pair's, in JUnit too: their own suite, and the
+    # reference's suite stays clean although it was the client of a failing conversation.
+    suites = {s.get("name"): s for s in ET.parse(out / "junit.xml").getroot().iter("testsuite")}
+    assert {c.get("name") for c in suites["interop"].iter("testcase")} == {
+        r["case"] for r in interop}
+    assert suites["reference"].get("failures") == "0" and suites["reference"].get("errors") == "0"
+    summary = json.loads((out / "summary.json").read_text())
+    assert int(suites["interop"].get("tests", "0")) == sum(
+        sum(c.values()) for c in summary["interop"].values())
     html = (out / "index.html").read_text()
     assert "Interop matrix" in html and "Deviations" in html
     deviations = html.split("<h2>Deviations</h2>", 1)[1].split("<h2>Matrix</h2>", 1)[0]

@@ -33,7 +33,7 @@ from markupsafe import Markup
 
 from harness.report.campaign import Campaign, campaign_fragment
 from harness.report.dissect import dissect_hex, ess_of, hex_runs
-from harness.report.summary import OUTCOMES
+from harness.report.summary import OUTCOMES, is_interop
 from harness.sspi.constants import SECBUFFER_ATTRMASK, BufferType, SecStatus, status_name
 
 #: Matrix rows per page in the browser.
@@ -49,6 +49,8 @@ GATE_SHOWN = 200
 #: Outcome keys the script and the CSS know; anything else is UNKNOWN.
 KEYS: tuple[str, ...] = (*OUTCOMES, "UNKNOWN")
 GATES = ("REGRESSION", "XPASS", "XFAIL", "OK")
+#: The matrix column of interop records (client × server conversations).
+INTEROP_COLUMN = "interop"
 
 _META_KEYS = (
     "adapter",
@@ -348,8 +350,10 @@ class _Builder:
             url or _text(source.get("url")),
             1 if url else 0,
         ]
+        adapter = _text(rec.get("adapter") or "unknown")
+        column = _column(rec)
         return [
-            self.adapter_index[_text(rec.get("adapter") or "unknown")],
+            self.adapter_index[column],
             add(_text(rec.get("kind") or "conformance")),
             add(_text(rec.get("peer"))),
             add(_text(rec.get("role"))),
@@ -358,6 +362,7 @@ class _Builder:
             add(_text(rec.get("variant"))),
             add(_text(rec.get("profile"))),
             add(src if any(src) else None),
+            add(adapter if adapter != column else None),  # the client of an interop record
         ]
 
     def _result(self, rec: dict[str, Any]) -> list[Any]:
@@ -409,6 +414,12 @@ class _Builder:
         while row and row[-1] in (0, None):
             row.pop()
         return row
+
+
+def _column(rec: dict[str, Any]) -> str:
+    """The matrix column of a record: its adapter, or the interop column for a client × server
+    conversation (which must not count against the client adapter's column)."""
+    return INTEROP_COLUMN if is_interop(rec) else _text(rec.get("adapter") or "unknown")
 
 
 def _buffer_type(raw: str) -> str:
@@ -552,13 +563,15 @@ def render_html(
     (``campaign.campaign_fragment``) for the "Fuzz campaigns" section."""
     pcaps = pcaps or {}
     indexed = [(i, r) for i, r in enumerate(records) if isinstance(r, dict)]
-    adapters = sorted({_text(r.get("adapter") or "unknown") for _, r in indexed})
+    singles = {_column(r) for _, r in indexed}
+    adapters = sorted(singles - {INTEROP_COLUMN})
+    adapters += [INTEROP_COLUMN] if INTEROP_COLUMN in singles else []
     column = {a: i for i, a in enumerate(adapters)}
 
     def order(item: tuple[int, dict[str, Any]]) -> tuple[str, str, int, int]:
         i, r = item
         case = _text(r.get("case") or r.get("scenario") or "unnamed")
-        return (_text(r.get("scenario")), case, column[_text(r.get("adapter") or "unknown")], i)
+        return (_text(r.get("scenario")), case, column[_column(r)], i)
 
     indexed.sort(key=order)
     builder = _Builder(adapters)
@@ -606,6 +619,7 @@ def render_html(
             {"name": k, "css": outcome_class(k), "count": present[k]} for k in KEYS if k in present
         ],
         "interop": _interop(views),
+        "interop_column": INTEROP_COLUMN in column,
         "deviations": _deviations(views),
         "gates": gates,
         "page_size": PAGE_SIZE,

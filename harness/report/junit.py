@@ -1,8 +1,10 @@
 """JUnit XML output so CI systems (Jenkins, GitLab, GitHub) can show conformance results.
 
 Follows the Jenkins/Ant junit schema: ``<testsuites>`` > ``<testsuite>`` per adapter >
-``<testcase>`` per record. All strings may come from an implementation under test, so every
-value goes through ElementTree (which escapes) after characters illegal in XML 1.0 are removed.
+``<testcase>`` per record. Interop records (``case@client=A,server=B``) go to one ``interop``
+suite: a failure there belongs to the pair, so it must not count against either adapter.
+All strings may come from an implementation under test, so every value goes through
+ElementTree (which escapes) after characters illegal in XML 1.0 are removed.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from harness.report.summary import is_interop
+
 # XML 1.0 Char production, inverted: anything outside it cannot appear even as a character
 # reference, so it has to go. Lone surrogates are included (they also break UTF-8 encoding).
 _ILLEGAL_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 _ERROR_OUTCOMES = frozenset({"CRASH", "TIMEOUT", "ERROR"})
+#: The suite (and classname) of the interop records.
+INTEROP_SUITE = "interop"
 
 
 def clean_xml_text(value: Any) -> str:
@@ -154,8 +160,8 @@ def build_junit(records: Iterable[dict[str, Any]]) -> ET.Element:
     """Build the ``<testsuites>`` tree (exposed separately so tests and tools can inspect it)."""
     suites: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
-        adapter = clean_xml_text(rec.get("adapter") or "unknown")
-        suites.setdefault(adapter, []).append(rec)
+        adapter = INTEROP_SUITE if is_interop(rec) else rec.get("adapter") or "unknown"
+        suites.setdefault(clean_xml_text(adapter), []).append(rec)
 
     root = ET.Element("testsuites", {"name": "sspi-conformance"})
     grand = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
@@ -205,4 +211,4 @@ def write_junit(records: Iterable[dict[str, Any]], path: str | os.PathLike[str])
     return target
 
 
-__all__ = ["build_junit", "clean_xml_text", "write_junit"]
+__all__ = ["INTEROP_SUITE", "build_junit", "clean_xml_text", "write_junit"]

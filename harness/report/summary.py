@@ -25,6 +25,12 @@ OUTCOMES: tuple[str, ...] = (
 failing_outcomes: frozenset[str] = frozenset({"FAIL", "CRASH", "TIMEOUT", "ERROR"})
 
 
+def is_interop(rec: dict[str, Any]) -> bool:
+    """An interop record (``case@client=A,server=B``) belongs to the pair, not to its client
+    adapter: every report format asks this one question so that they agree."""
+    return rec.get("kind") == "interop"
+
+
 def _ordered(counts: dict[str, int]) -> dict[str, int]:
     """Known outcomes first in OUTCOMES order, unknown ones after (sorted) so nothing is lost."""
     out = {k: counts[k] for k in OUTCOMES if counts.get(k)}
@@ -55,7 +61,7 @@ def summarize(
         cases += 1
         adapter = str(rec.get("adapter") or "unknown")
         outcome = str(rec.get("outcome") or "ERROR")
-        if rec.get("kind") == "interop":
+        if is_interop(rec):
             bucket = per_pair.setdefault(f"{adapter} > {rec.get('peer')}", {})
         else:
             bucket = per_adapter.setdefault(adapter, {})
