@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.report.baseline import Baseline, Entry, load_baseline, review
 
 MUTANT = "harness.adapters.mutants:AcceptsReplays"
 RUN = ["run", "--adapter", MUTANT, "--no-peers", "--quiet", "--case", "verify-re*"]
@@ -124,3 +125,40 @@ def test_broken_baseline_is_exit_2_one_line(
 def test_missing_baseline_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(tmp_path, "--baseline", str(tmp_path / "none.json")) == 2
     assert "none.json" in capsys.readouterr().err
+
+
+def test_review_names_unknown_adapter_keys_in_one_line(tmp_path: Path) -> None:
+    """A key no adapter answers to is a typo (exit 2 at the caller); a known adapter that is
+    not in this run, by name or by path, is fine: one file may serve several CI jobs."""
+    path = tmp_path / "b.json"
+    entry = [{"case": "verify-replay[*]", "outcome": "FAIL", "reason": "r"}]
+    path.write_text(json.dumps({"schema": "sspi-harness-baseline/1", "adapters": {
+        MUTANT: entry, "pyspnego": entry, "harness.adapters.mutants:SignsReverseOrder": entry,
+    }}))
+    assert review(load_baseline(path), path, [MUTANT]).error == ""
+    typos = Baseline({"refrence": [], "harness.adapters.mutants:NoSuchMutant": [], MUTANT: []})
+    error = review(typos, path, [MUTANT]).error
+    assert "'refrence'" in error and "'harness.adapters.mutants:NoSuchMutant'" in error
+    assert f"'{MUTANT}'" not in error and "\n" not in error and str(path) in error
+
+
+def test_review_warns_of_entries_that_match_no_case(tmp_path: Path) -> None:
+    """Entries of the run's adapters that match none of its cases are stale, one line each;
+    entries of adapters outside the run are not judged."""
+    assert _run(tmp_path) == 1
+    records = [json.loads(line)
+               for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+    baseline = Baseline({
+        MUTANT: [Entry("verify-replay[*]", "FAIL", "matches"),
+                 Entry("verify-replya[*]", "FAIL", "a typo"),
+                 Entry("verify-replay[ntlmv2]", "FAIL", "exact, matches")],
+        "pyspnego": [Entry("nothing-like-it", "FAIL", "another job's adapter")],
+    })
+    path = tmp_path / "b.json"
+    result = review(baseline, path, [MUTANT], records)
+    assert result.error == ""
+    assert result.stale == [
+        f"baseline {path}: adapters.{MUTANT}[1] 'verify-replya[*]' matches no case of this run "
+        "(stale: remove it)"
+    ]
+    assert review(baseline, path, [MUTANT]).stale == []  # no records: nothing to compare with

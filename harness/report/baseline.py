@@ -19,11 +19,12 @@ File shape (JSON)::
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,13 +34,16 @@ FAILING = frozenset({"FAIL", "CRASH", "TIMEOUT", "ERROR"})
 OUTCOMES = frozenset({"PASS", "NON_STRICT", "UNSUPPORTED", *FAILING})
 
 
+@functools.lru_cache(maxsize=4096)
+def _glob(pattern: str) -> re.Pattern[str]:
+    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    return re.compile(regex, flags=re.DOTALL)
+
+
 def case_matches(pattern: str, case_id: str) -> bool:
     """Glob matching for case ids: ``*`` and ``?`` are wildcards, everything else (brackets
     included, which every case id has) stands for itself."""
-    if pattern == case_id:
-        return True
-    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
-    return re.fullmatch(regex, case_id, flags=re.DOTALL) is not None
+    return pattern == case_id or _glob(pattern).fullmatch(case_id) is not None
 
 
 class BaselineError(ValueError):
@@ -119,6 +123,70 @@ def load_baseline(path: Path) -> Baseline:
             parsed.append(Entry(entry["case"], outcomes[0], entry["reason"], tuple(outcomes[1:])))
         baseline.adapters[adapter] = parsed
     return baseline
+
+
+@dataclass
+class Review:
+    """What a baseline says about a run before the gate: ``error`` (one line, exit 2) names
+    adapter keys that no adapter answers to, a typo that would otherwise pass silently;
+    ``stale`` (one warning line each) names entries that match no case of the run."""
+
+    error: str = ""
+    stale: list[str] = field(default_factory=list)
+
+
+def _resolvable(name: str) -> bool:
+    """Whether the registry knows an adapter by this name (built in, entry point or path)."""
+    from harness.adapters.registry import UnknownAdapter, load_adapter, names
+
+    if name in names():
+        return True
+    if ":" not in name:
+        return False
+    try:
+        load_adapter(name)
+    except UnknownAdapter:
+        return False
+    return True
+
+
+def review(
+    baseline: Baseline,
+    path: Path,
+    adapters: Collection[str],
+    records: Iterable[dict[str, Any]] | None = None,
+) -> Review:
+    """Check a baseline against the adapters of a run and, given its records (a whole run:
+    no ``--case`` filter), against its cases. A key for a known adapter that is simply not in
+    this run is fine: one baseline file may serve several CI jobs."""
+    result = Review()
+    unknown = [a for a in baseline.adapters if a not in adapters and not _resolvable(a)]
+    if unknown:
+        keys = ", ".join(repr(a) for a in unknown)
+        from harness.adapters.registry import names
+
+        result.error = (
+            f"baseline {path}: adapter key(s) {keys} name no adapter of this run "
+            f"({', '.join(adapters)}) nor a known one ({', '.join(names())}; or "
+            "package.module:Class)"
+        )
+    if records is None:
+        return result
+    cases: dict[str, set[str]] = {}
+    for record in records:
+        cases.setdefault(str(record.get("adapter")), set()).add(str(record.get("case")))
+    for adapter, entries in baseline.adapters.items():
+        if adapter not in adapters:
+            continue
+        ran = cases.get(adapter, set())
+        for i, entry in enumerate(entries):
+            if entry.case in ran or any(_glob(entry.case).fullmatch(c) for c in ran):
+                continue
+            result.stale.append(
+                f"baseline {path}: adapters.{adapter}[{i}] {entry.case!r} matches no case "
+                "of this run (stale: remove it)"
+            )
+    return result
 
 
 @dataclass
