@@ -60,10 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(opt.NATIVE_LIB.cli_flag, **opt.NATIVE_LIB.arguments())
     run.add_argument(
         "--properties",
-        type=int,
-        default=0,
+        type=opt.positive_int,
         metavar="N",
-        help="after the catalogue, run the hypothesis state machine with N examples per adapter",
+        help="after the catalogue, run the hypothesis state machine with N examples per adapter "
+        "(in a subprocess for isolated adapters)",
     )
     run.add_argument(opt.BASELINE.cli_flag, **opt.BASELINE.arguments())
     run.add_argument(
@@ -313,25 +313,30 @@ def _cmd_mutants(args: argparse.Namespace) -> int:
 
 def _property_phase(adapters: dict[str, Any], store: Any, examples: int, *, peers: bool) -> None:
     """The hypothesis conformance machine per adapter: alone, and against the reference in
-    each role the adapter can play."""
+    each role the adapter can play. An adapter the runner isolates runs it in a child process
+    too (a crash is CRASH, a call past its --timeout TIMEOUT); the others in this process."""
     from harness.adapters.base import Capability
-    from harness.conformance import property_phase
+    from harness.adapters.registry import load_adapter
+    from harness.conformance import isolated_property_phase, property_phase
     from harness.runner.worker import WorkerAdapter
 
     for name, cls in adapters.items():
-        if issubclass(cls, WorkerAdapter):  # the machine runs in-process: use the real class
-            from harness.adapters.registry import load_adapter
-
-            cls = load_adapter(cls.target)
+        worker = cls if issubclass(cls, WorkerAdapter) else None
+        real = load_adapter(worker.target) if worker is not None else cls
         roles: list[str | None] = [None]
         if peers and name != "reference":
             roles += [
                 r
                 for r, c in (("client", Capability.CLIENT), ("server", Capability.SERVER))
-                if c in cls.capabilities
+                if c in real.capabilities
             ]
         for role in roles:
-            record = property_phase(cls, examples=examples, role=role)
+            if worker is not None:
+                record = isolated_property_phase(
+                    worker.target, examples=examples, role=role, timeout_s=worker.timeout_s
+                )
+            else:
+                record = property_phase(real, examples=examples, role=role)
             record["adapter"] = name
             if (name, record["case"]) not in store.done:
                 store.append(record)
@@ -387,7 +392,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         run_jobs(jobs, pool, store, profile=args.profile, on_case=progress.advance)
         if not args.case:
             _regression_phase(adapters, store)
-        if args.properties > 0:
+        if args.properties:
             _property_phase(adapters, store, args.properties, peers=not args.no_peers)
     except KeyboardInterrupt:
         interrupted = True

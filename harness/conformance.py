@@ -56,6 +56,7 @@ from harness.adapters.base import (
     ContextPair,
     Handle,
     HandleTable,
+    Party,
     handshake,
 )
 from harness.adapters.reference import ReferenceAdapter
@@ -90,6 +91,7 @@ __all__ = [
     "ConformanceFailure",
     "Unsupported",
     "conformance_machine",
+    "isolated_property_phase",
     "property_phase",
     "run_conformance_test",
 ]
@@ -927,8 +929,6 @@ def property_phase(
     the minimal failing sequence; ``actual["examples_run"]`` counts the examples that ran,
     shrinking included.
     """
-    label = role or "alone"
-    name = adapter_cls.name or adapter_cls.__name__
     stats: dict[str, int] = {}
     started = time.perf_counter()
     outcome, message, steps = "PASS", f"{examples} examples conform", ""
@@ -947,6 +947,32 @@ def property_phase(
         outcome, message, steps = exc.outcome, str(exc), exc.steps
     except Exception as exc:  # Hypothesis errors (flaky, health check) and harness bugs
         outcome, message = "ERROR", f"{type(exc).__name__}: {exc}"
+    return _property_record(
+        adapter_cls,
+        examples=examples,
+        role=role,
+        outcome=outcome,
+        message=message,
+        steps=steps,
+        runs=stats.get("runs", 0),
+        duration_s=time.perf_counter() - started,
+    )
+
+
+def _property_record(
+    adapter_cls: type[Adapter],
+    *,
+    examples: int,
+    role: str | None,
+    outcome: str,
+    message: str,
+    steps: str,
+    runs: int,
+    duration_s: float,
+) -> dict[str, Any]:
+    """The results.jsonl record of a property phase, in-process or isolated alike."""
+    label = role or "alone"
+    name = adapter_cls.name or adapter_cls.__name__
     module, qualname = adapter_cls.__module__, adapter_cls.__qualname__
     call = f"run_conformance_test({qualname}, max_examples={examples}"
     call += f", role={role!r})" if role else ")"
@@ -960,7 +986,7 @@ def property_phase(
         "role": role,
         "outcome": outcome,
         "message": message,
-        "duration_s": round(time.perf_counter() - started, 6),
+        "duration_s": round(duration_s, 6),
         "title": (
             "Conformance state machine (Hypothesis): sign, verify, seal, unseal, tamper, "
             "replay, reorder and delete, compared with the reference"
@@ -968,7 +994,7 @@ def property_phase(
         "expected": {"outcome": "PASS", "examples": examples},
         "actual": {
             "outcome": outcome,
-            "examples_run": stats.get("runs", 0),
+            "examples_run": runs,
             "failing_steps": steps,
         },
         "steps": [],
@@ -977,3 +1003,226 @@ def property_phase(
             f"from {module} import {qualname}; {call}'"
         ),
     }
+
+
+# -- the property phase in a child process ----------------------------------------------------
+#
+# Adapters the runner isolates (native code: native, gssapi) can crash or hang, so their
+# property phase runs in ``python -m harness.conformance``. The child reports on its own stdout
+# one line when an outermost adapter call starts ("call NAME") and ends ("done"), and the
+# record at the end ("record JSON"); what the library prints goes to stderr. The parent turns
+# a death into CRASH (the signal and the call), a call running past the per-call timeout into
+# TIMEOUT, and otherwise keeps the child's record (FAIL with Hypothesis's falsifying steps).
+
+IDLE_S = 60.0  # silence allowed outside adapter calls (start-up, Hypothesis's own work)
+# The outermost adapter calls the child watches; a Party's ``step`` is watched too.
+WATCHED_CALLS = (
+    "__init__",
+    "establish",
+    "client",
+    "server",
+    "query_sizes",
+    "make_signature",
+    "verify_signature",
+    "encrypt_message",
+    "decrypt_message",
+    "delete_context",
+    "close",
+)
+
+
+class _Beats:
+    """The child's side: a line when an outermost adapter call starts and when it ends
+    (nested calls, such as ``establish`` driving ``client``, are inside the outer one)."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self.depth = 0
+
+    def send(self, line: str) -> None:
+        self.channel.write(line.encode("utf-8") + b"\n")
+        self.channel.flush()
+
+    @contextlib.contextmanager
+    def call(self, name: str) -> Any:
+        self.depth += 1
+        if self.depth == 1:
+            self.send(f"call {name}")
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if self.depth == 0:
+                self.send("done")
+
+
+class _WatchedParty(Party):
+    """A handshake party whose ``step`` is a watched call."""
+
+    def __init__(self, party: Party, beats: _Beats, role: str) -> None:
+        self._party, self._beats, self._role = party, beats, role
+
+    def step(self, token: bytes | None) -> tuple[int, bytes]:
+        with self._beats.call(f"{self._role}.step"):
+            return self._party.step(token)
+
+    @property
+    def handle(self) -> Handle:
+        return self._party.handle
+
+    @property
+    def flags(self) -> int:
+        return self._party.flags
+
+    @property
+    def exported_session_key(self) -> bytes | None:
+        return self._party.exported_session_key
+
+    @property
+    def detail(self) -> str:
+        return self._party.detail
+
+
+def _watched(cls: type[Adapter], beats: _Beats) -> type[Adapter]:
+    """``cls`` with every contract method reporting to ``beats``; same names, so that the
+    record (name, reproducer) is the one of ``cls``."""
+
+    def wrap(name: str) -> Any:
+        method = getattr(cls, name)
+
+        def call(self: Adapter, *args: Any, **kwargs: Any) -> Any:
+            with beats.call(name):
+                result = method(self, *args, **kwargs)
+            return _WatchedParty(result, beats, name) if isinstance(result, Party) else result
+
+        return call
+
+    body: dict[str, Any] = {name: wrap(name) for name in WATCHED_CALLS if hasattr(cls, name)}
+    body.update(__module__=cls.__module__, __qualname__=cls.__qualname__)
+    return type(cls.__name__, (cls,), body)
+
+
+def _property_child(argv: list[str]) -> int:
+    """``python -m harness.conformance TARGET EXAMPLES [ROLE]``: the child's side."""
+    import json
+    import os
+
+    from harness.adapters.registry import load_adapter
+
+    channel = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a library's prints must not reach the channel
+    target, examples = argv[0], int(argv[1])
+    role = argv[2] if len(argv) > 2 and argv[2] else None
+    beats = _Beats(channel)
+    record = property_phase(_watched(load_adapter(target), beats), examples=examples, role=role)
+    beats.send("record " + json.dumps(record))
+    return 0
+
+
+def _watch(proc: Any, *, timeout_s: float, idle_s: float) -> tuple[str, str]:
+    """Follow the child: ("record", JSON) when it reported; ("timeout", where) when a call ran
+    past ``timeout_s`` or it was silent ``idle_s`` outside calls; ("died", where) when its
+    output ended without a record."""
+    import os
+    import select
+
+    fd = proc.stdout.fileno()
+    pending, current, last = b"", "", "start-up"
+    while True:
+        limit = timeout_s if current else idle_s
+        if not select.select([fd], [], [], limit)[0]:
+            return "timeout", f"to {current}" if current else f"for {idle_s:g} s after {last}"
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return "died", f"during {current}" if current else f"after {last}"
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            kind, _, value = line.decode("utf-8", "replace").partition(" ")
+            if kind == "record":
+                return "record", value
+            if kind == "call":
+                current = last = value
+            elif kind == "done":
+                current = ""
+
+
+def _last_words(stream: Any) -> str:
+    """The end of the child's stderr on one line (an abort message, a traceback's last line)."""
+    stream.seek(0)
+    text = stream.read()[-2000:].decode("utf-8", "replace")
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())[-240:]
+
+
+def isolated_property_phase(
+    target: str,
+    *,
+    examples: int,
+    role: str | None = None,
+    timeout_s: float = 5.0,
+    idle_s: float = IDLE_S,
+) -> dict[str, Any]:
+    """``property_phase`` of the adapter ``target`` (a registry name or ``module:Class``) in a
+    child process, so that a crash or a hang of native code is a CRASH or TIMEOUT record
+    instead of the end of the harness. ``timeout_s`` bounds each adapter call."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    from harness.adapters.registry import load_adapter
+
+    adapter_cls = load_adapter(target)
+    started = time.perf_counter()
+    argv = [sys.executable, "-m", "harness.conformance", target, str(examples), role or ""]
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors
+        )
+        assert proc.stdout is not None
+        channel = proc.stdout
+        try:
+            kind, value = _watch(proc, timeout_s=timeout_s, idle_s=idle_s)
+            if kind == "timeout":
+                proc.kill()
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:  # reported, then stuck on the way out
+            proc.kill()
+        finally:
+            code = proc.wait()
+            channel.close()
+        said = _last_words(errors)
+    if kind == "record":
+        record: dict[str, Any] = json.loads(value)
+        return record
+    if kind == "timeout":
+        outcome = "TIMEOUT"
+        message = f"no answer within {timeout_s:g} s {value} in the property worker (killed)"
+    elif code < 0:
+        try:
+            how = f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"killed by signal {-code}"
+        outcome, message = "CRASH", f"property worker {how} {value}"
+    else:
+        outcome, message = "ERROR", f"property worker exited with status {code} {value}"
+    if said and outcome != "TIMEOUT":
+        message += f" (stderr: {said})"
+    return _property_record(
+        adapter_cls,
+        examples=examples,
+        role=role,
+        outcome=outcome,
+        message=message,
+        steps="",
+        runs=0,
+        duration_s=time.perf_counter() - started,
+    )
+
+
+if __name__ == "__main__":
+    import sys
+
+    from harness.conformance import _property_child
+
+    sys.exit(_property_child(sys.argv[1:]))

@@ -90,6 +90,8 @@ def test_list_prints_cases(capsys: pytest.CaptureFixture[str]) -> None:
         (["run", "--bogus"], "unrecognized arguments"),
         (["run", "--profile", "linux"], "invalid choice"),
         (["run", "--case", "no-such-case*"], "no case matches"),
+        (["run", "--properties", "0"], "argument --properties: '0' is not positive"),
+        (["run", "--properties", "-3"], "argument --properties: '-3' is not positive"),
         (["vectors", "lint", "missing.json"], "does not exist"),
         (["vectors", "check", "--adapter", "nope"], "unknown adapter"),
         ([], "required"),
