@@ -240,3 +240,25 @@ def test_a_corrupt_corpus_file_is_a_one_line_error(
         check_dictionary(bad)
     for path in (REPO / "fuzz" / "dicts").glob("*.dict"):
         assert check_dictionary(path) > 0
+
+
+def test_regression_reproducers_replay_from_any_directory(tmp_path: Path) -> None:
+    """The reproducers of the run's regression records (and of the vectors) name the vector
+    relative to the project; run from elsewhere, they still find it and replay it."""
+    import shlex
+    import subprocess
+    import sys
+
+    records = replay_regressions("reference")
+    assert records and all("vectors/regressions/" in r["reproducer"] for r in records)
+    for record in records:
+        argv = shlex.split(record["reproducer"])
+        assert argv[:2] == ["sspi-harness", "fuzz"] and not Path(argv[-1]).is_absolute()
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness.cli", *argv[1:]],
+            cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith(f"PASS  {argv[-1]}: ")
+    # A path that exists nowhere is still a one-line error.
+    assert main_fuzz(["--adapter", "reference", "--replay", "vectors/regressions/none.json"]) == 2

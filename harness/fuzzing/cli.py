@@ -265,6 +265,17 @@ class _Live:
 # -- replay -----------------------------------------------------------------------------------
 
 
+def _replay_path(path: Path) -> Path:
+    """``--replay FILE`` as given, else from the project root: reproducers and regression
+    vectors name ``vectors/regressions/<id>.json`` relative to it, and must work from any
+    directory."""
+    from harness.fuzzing.regressions import REPO
+
+    if path.exists() or path.is_absolute() or not (REPO / path).exists():
+        return path
+    return REPO / path
+
+
 def _replay(args: argparse.Namespace) -> int:
     from harness.adapters.registry import UnknownAdapter, load_adapter
     from harness.fuzzing import TARGET_NAMES
@@ -272,10 +283,10 @@ def _replay(args: argparse.Namespace) -> int:
     from harness.fuzzing.targets import OUTCOME_OF_KIND
     from harness.fuzzing.triage import Replayer
 
-    path: Path = args.replay
+    path = _replay_path(args.replay)
     if not path.exists():
         raise UsageError(f"replay file {path} does not exist")
-    target, adapter, data, kind, label = args.target, args.adapter, b"", "", str(path)
+    target, adapter, data, kind, label = args.target, args.adapter, b"", "", str(args.replay)
     finding_json = path / "finding.json" if path.is_dir() else path
     if finding_json.suffix == ".json":
         try:
