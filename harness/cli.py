@@ -495,6 +495,8 @@ def _vector_files(files: list[Path]) -> list[Path]:
     from harness.vectors.check import default_vector_paths
 
     for path in files:
+        if path.is_dir():
+            raise UsageError(f"vector file {path} is a folder (give its files: {path}/*.json)")
         if not path.is_file():
             raise UsageError(f"vector file {path} does not exist")
     return files or default_vector_paths()
@@ -508,7 +510,7 @@ def _cmd_vectors(args: argparse.Namespace) -> int:
         problems = lint(paths)
         for problem in problems:
             print(problem)
-        print(f"{len(paths)} files, {len(problems)} problems", file=sys.stderr)
+        print(f"{len(paths)} files, {len(problems)} problems")
         return 2 if problems else 0
 
     from harness.adapters.registry import UnknownAdapter, load_adapter

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -93,6 +94,8 @@ def test_list_prints_cases(capsys: pytest.CaptureFixture[str]) -> None:
         (["run", "--properties", "0"], "argument --properties: '0' is not positive"),
         (["run", "--properties", "-3"], "argument --properties: '-3' is not positive"),
         (["vectors", "lint", "missing.json"], "does not exist"),
+        (["vectors", "lint", "vectors"], "vector file vectors is a folder"),
+        (["vectors", "check", "vectors"], "vector file vectors is a folder"),
         (["vectors", "check", "--adapter", "nope"], "unknown adapter"),
         ([], "required"),
     ],
@@ -121,6 +124,22 @@ def test_malformed_vector_file_is_one_line(
     assert _run("vectors", "check", str(bad)) == 2
     err = capsys.readouterr().err
     assert "ntlm_seal_test.json" in err and err.count("\n") == 1
+
+
+def test_vectors_lint_and_check_print_their_summary_on_stdout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run("vectors", "lint") == 0
+    captured = capsys.readouterr()
+    assert re.fullmatch(r"\d+ files, 0 problems\n", captured.out) and captured.err == ""
+    assert _run("vectors", "check", "--adapter", "reference") == 0
+    captured = capsys.readouterr()
+    assert re.search(r"^PASS \d+ of \d+ vectors$", captured.out, re.M) and captured.err == ""
+    bad = tmp_path / "ntlm_seal_test.json"
+    bad.write_text("{not json")
+    assert _run("vectors", "lint", str(bad)) == 2
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[-1] == "1 files, 1 problems"
 
 
 def test_adapters_lists_reference(capsys: pytest.CaptureFixture[str]) -> None:
