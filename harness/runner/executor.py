@@ -26,15 +26,19 @@ class StepRecord:
     expected: str | None
     ok: bool
     detail: str = ""
+    evidence: dict[str, str] = field(default_factory=dict)  # profile -> where it comes from
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "step": self.step,
             "status": self.status,
             "expected": self.expected,
             "ok": self.ok,
             "detail": self.detail,
         }
+        if self.evidence:
+            data["evidence"] = self.evidence
+        return data
 
 
 @dataclass
@@ -196,6 +200,16 @@ def _visible(buf: SecBuffer) -> bytes:
     return bytes(buf.data or b"")[: buf.cb_buffer]
 
 
+def _failed(
+    here: tuple[CaseOutcome, StepRecord, dict[str, Any], dict[str, Any]], message: str
+) -> CaseOutcome:
+    """Mark the case FAIL at this step, reporting what the step was to do and did."""
+    result, record, expected, actual = here
+    result.outcome, record.ok, result.message = "FAIL", False, message
+    result.expected, result.actual = expected, actual
+    return result
+
+
 def execute(
     adapter: Adapter,
     case: Case,
@@ -229,7 +243,9 @@ def _execute(
         return result
     except WorkerFailure as exc:
         result.outcome = "CRASH" if isinstance(exc, WorkerCrashed) else "TIMEOUT"
-        result.message, result.actual = f"establish: {exc}", {"fatal_call": exc.call}
+        result.message = f"establish: {exc}"
+        result.expected = {"step": "establish", "status": "SEC_E_OK"}
+        result.actual = {"step": "establish", "fatal_call": exc.call}
         return result
     except Exception as exc:  # an exception escaping an adapter is an ERROR outcome
         result.outcome, result.message = "ERROR", f"establish: {type(exc).__name__}: {exc}"
@@ -243,6 +259,7 @@ def _execute(
         result.expected, result.actual = {"status": "SEC_E_OK"}, {"status": name}
         return result
     saved: dict[str, SecBufferDesc] = {}
+    label, step = "", None
     try:
         for index, step in enumerate(case.steps or case.scenario.steps):
             label = f"{index}:{step.op}/{step.by}"
@@ -261,79 +278,89 @@ def _execute(
                 call = _call(actor, step, handle, desc)
                 sizes = None
             expected, ok, non_strict = _judge(step, call.status, profile)
-            record = StepRecord(label, status_name(call.status), expected or None, ok, call.detail)
+            record = StepRecord(
+                label,
+                status_name(call.status),
+                expected or None,
+                ok,
+                call.detail,
+                step.expect.evidence if step.expect else {},
+            )
             result.steps.append(record)
-            result.expected = {"step": label, "status": expected or status_name(call.status)}
-            result.actual = {"step": label, "status": record.status}
+            # What this step was to do and did; the record reports the step that decided the
+            # outcome: the last one when all pass, else the first NON_STRICT or the failing one.
+            here_expected: dict[str, Any] = {
+                "step": label,
+                "status": expected or status_name(call.status),
+            }
+            here_actual: dict[str, Any] = {"step": label, "status": record.status}
+            here = (result, record, here_expected, here_actual)
+            if result.outcome == "PASS":
+                result.expected, result.actual = here_expected, here_actual
             if not ok:
                 record.detail = record.detail or f"expected {expected}"
-                if non_strict:
+                if not non_strict:
+                    return _failed(here, f"step {label}: expected {expected}, got {record.status}")
+                if result.outcome == "PASS":
                     result.outcome = "NON_STRICT"
                     result.message = (
                         f"step {label}: {record.status} is allowed only by another profile"
                     )
-                    continue
-                result.outcome = "FAIL"
-                result.message = f"step {label}: expected {expected}, got {record.status}"
-                return result
             if step.op != "sizes":
                 after = _protected(desc)
                 for i, content in before.items():
                     if after.get(i) != content:
-                        result.outcome, record.ok = "FAIL", False
-                        result.message = (
-                            f"step {label}: the package wrote into read-only buffer {i}"
+                        return _failed(
+                            here, f"step {label}: the package wrote into read-only buffer {i}"
                         )
-                        return result
             if sizes is not None and step.expect_sizes:
                 got = sizes.as_dict()
                 wanted = step.expect_sizes.get(profile, step.expect_sizes["documented"])
                 wrong = {k: got.get(k) for k, v in wanted.items() if got.get(k) != v}
                 others = [m for p, m in step.expect_sizes.items() if p != profile]
                 if wrong and any(all(got.get(k) == v for k, v in m.items()) for m in others):
-                    result.outcome = "NON_STRICT"
-                    result.message = (
-                        f"step {label}: sizes {got} are allowed only by another profile"
-                    )
+                    if result.outcome == "PASS":
+                        result.outcome = "NON_STRICT"
+                        result.message = (
+                            f"step {label}: sizes {got} are allowed only by another profile"
+                        )
+                        here_expected["sizes"], here_actual["sizes"] = wanted, got
                 elif wrong:
-                    result.outcome, record.ok = "FAIL", False
-                    result.message = f"step {label}: sizes {wrong} differ from {wanted}"
-                    result.expected["sizes"], result.actual["sizes"] = wanted, got
-                    return result
+                    here_expected["sizes"], here_actual["sizes"] = wanted, got
+                    return _failed(here, f"step {label}: sizes {wrong} differ from {wanted}")
             if call.status == 0:
                 for buf_index, want in step.expect_buffers:
                     got_hex = bytes((desc.buffers or [])[buf_index].data or b"").hex()
                     if got_hex != want:
-                        result.outcome, record.ok = "FAIL", False
-                        result.message = (
-                            f"step {label}: buffer {buf_index} holds {got_hex}, expected {want}"
+                        here_expected["buffer"], here_actual["buffer"] = want, got_hex
+                        return _failed(
+                            here,
+                            f"step {label}: buffer {buf_index} holds {got_hex}, expected {want}",
                         )
-                        result.expected["buffer"], result.actual["buffer"] = want, got_hex
-                        return result
             if step.expect_unchanged and step.op != "sizes":
                 for i, (now, given) in enumerate(
                     zip(desc.buffers or [], pristine.buffers or [], strict=True)
                 ):
                     if bytes(now.data or b"") != bytes(given.data or b""):
-                        result.outcome, record.ok = "FAIL", False
-                        result.message = (
+                        return _failed(
+                            here,
                             f"step {label}: buffer {i} was changed by a call that failed "
-                            "(unauthenticated output released)"
+                            "(unauthenticated output released)",
                         )
-                        return result
             if step.op != "sizes":
                 difference = _mirror_difference(sides, step, pristine, desc, call)
                 if difference:
-                    result.outcome, record.ok = "FAIL", False
-                    result.message = f"step {label}: {difference}"
-                    return result
+                    return _failed(here, f"step {label}: {difference}")
             if step.save:
                 saved[step.save] = desc.copy()
     except CannotExpress as exc:
         result.outcome, result.message = "UNSUPPORTED", str(exc)
     except WorkerFailure as exc:  # the full call that killed or hung the worker, for replay
         result.outcome = "CRASH" if isinstance(exc, WorkerCrashed) else "TIMEOUT"
-        result.message, result.actual = str(exc), {**result.actual, "fatal_call": exc.call}
+        if step is not None and step.expect is not None:  # what the fatal call should have done
+            result.expected = {"step": label, "status": step.expect.for_profile(profile)}
+        result.message = str(exc)
+        result.actual = {"step": label, "fatal_call": exc.call}
     except Exception as exc:  # an exception escaping an adapter is an ERROR outcome
         result.outcome = "ERROR"
         result.message = f"{type(exc).__name__}: {exc}"
