@@ -16,6 +16,7 @@ from _baseline_gate import gate_exit_code, stale_entries
 from harness.adapters.base import (
     CallResult,
     CannotExpress,
+    Capability,
     ContextOptions,
     ContextPair,
     Handle,
@@ -253,11 +254,22 @@ def test_handles_are_the_adapters_table(adapter: PyspnegoAdapter) -> None:
 
 
 def test_sizes_are_not_invented(adapter: PyspnegoAdapter) -> None:
+    """No QueryContextAttributes(SIZES) in pyspnego: CannotExpress, and a case that asks for
+    it (were the capability claimed) is UNSUPPORTED with that reason, not a made-up status."""
+    from harness.runner.executor import execute
+    from harness.scenarios import load_catalogue
+
     pair = _pair(adapter.establish(V2))
-    result, sizes = adapter.query_sizes(pair.client)
-    assert sizes is None
-    assert result.status == S.SEC_E_UNSUPPORTED_FUNCTION
-    assert "query_message_sizes().header = 16" in result.detail
+    with pytest.raises(CannotExpress, match=r"query_message_sizes\(\) gives only the header"):
+        adapter.query_sizes(pair.client)
+
+    class ClaimsSizes(PyspnegoAdapter):
+        capabilities = PyspnegoAdapter.capabilities | Capability.SIZES
+
+    (case,) = [c for c in load_catalogue() if c.id == "sizes-after-establish[ntlmv2]"]
+    outcome = execute(ClaimsSizes(), case)
+    assert outcome.outcome == "UNSUPPORTED"
+    assert "no QueryContextAttributes(SECPKG_ATTR_SIZES)" in outcome.message
 
 
 def test_sign_rejects_any_qop(adapter: PyspnegoAdapter) -> None:

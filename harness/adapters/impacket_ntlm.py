@@ -48,8 +48,8 @@ impacket is a client library, not an SSP, so this module translates (and says wh
   ``ntlm.SEAL`` (rpcrt's PKT_INTEGRITY instead of PKT_PRIVACY), other values are not passed on.
   MessageSeqNo has no counterpart (impacket's callers number messages themselves).
 - impacket has no handles: the adapter keeps a table and answers unknown handles itself, so it
-  does not claim Capability.BAD_HANDLES. It has no QueryContextAttributes either: SIZES returns
-  SEC_E_UNSUPPORTED_FUNCTION rather than invented values (no Capability.SIZES).
+  does not claim Capability.BAD_HANDLES. It has no QueryContextAttributes either: SIZES raises
+  CannotExpress rather than return invented values (no Capability.SIZES).
 """
 
 from __future__ import annotations
@@ -275,12 +275,7 @@ class ImpacketAdapter(HandleTable[_Context], Adapter):
     def query_sizes(self, handle: Handle) -> tuple[CallResult, SecPkgContextSizes | None]:
         if not self._ours(handle):
             return self.reference.query_sizes(handle)
-        found = self._lookup(handle)
-        if isinstance(found, CallResult):
-            return found, None
-        return CallResult(
-            S.SEC_E_UNSUPPORTED_FUNCTION, detail="impacket has no QueryContextAttributes(SIZES)"
-        ), None
+        raise CannotExpress("impacket has no QueryContextAttributes(SECPKG_ATTR_SIZES)")
 
     def make_signature(
         self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int

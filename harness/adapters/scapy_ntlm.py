@@ -29,8 +29,8 @@ translates (and says where it cannot):
   numbers messages itself).
 - scapy has no handles: the adapter keeps a table and answers unknown handles itself, so it
   does not claim Capability.BAD_HANDLES. For SIZES scapy has only ``MaximumSignatureLength``:
-  the adapter returns SEC_E_UNSUPPORTED_FUNCTION with it in the detail rather than invent
-  cbMaxToken and cbBlockSize (no Capability.SIZES).
+  the adapter raises CannotExpress rather than invent cbMaxToken and cbBlockSize (no
+  Capability.SIZES).
 """
 
 from __future__ import annotations
@@ -288,17 +288,12 @@ class ScapyAdapter(HandleTable[_Context], Adapter):
     # -- SSPI ------------------------------------------------------------------------------
 
     def query_sizes(self, handle: Handle) -> tuple[CallResult, SecPkgContextSizes | None]:
-        """scapy knows only ``MaximumSignatureLength``: SEC_E_UNSUPPORTED_FUNCTION with that
-        value in the detail, rather than invent cbMaxToken and cbBlockSize."""
-        ctx = self._lookup(handle)
-        if isinstance(ctx, CallResult):
-            return ctx, None
-        try:
-            signature = int(ctx.ssp.MaximumSignatureLength(ctx.context))
-        except Exception as exc:  # noqa: BLE001 - every scapy failure becomes a status
-            return status_of("MaximumSignatureLength", exc), None
-        detail = f"scapy has only MaximumSignatureLength ({signature}), no cbMaxToken/cbBlockSize"
-        return CallResult(S.SEC_E_UNSUPPORTED_FUNCTION, detail=detail), None
+        """scapy has no QueryContextAttributes(SIZES), only ``MaximumSignatureLength``: the
+        call cannot be expressed without inventing cbMaxToken and cbBlockSize."""
+        raise CannotExpress(
+            "scapy has no QueryContextAttributes(SECPKG_ATTR_SIZES), only MaximumSignatureLength "
+            "(cbMaxSignature); cbMaxToken and cbBlockSize are not invented"
+        )
 
     def make_signature(
         self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int

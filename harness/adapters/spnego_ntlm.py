@@ -26,8 +26,8 @@ cannot):
 - pyspnego has no handles: the adapter keeps a table, and answers unknown handles itself with
   SEC_E_INVALID_HANDLE (so it does not claim Capability.BAD_HANDLES).
 - QueryContextAttributes(SIZES): pyspnego exposes only ``query_message_sizes().header``; the
-  adapter returns SEC_E_UNSUPPORTED_FUNCTION with that value in the detail rather than invent
-  cbMaxToken, cbMaxSignature and cbBlockSize.
+  adapter raises CannotExpress (UNSUPPORTED, with the reason) rather than invent cbMaxToken,
+  cbMaxSignature and cbBlockSize (no Capability.SIZES).
 """
 
 from __future__ import annotations
@@ -417,22 +417,12 @@ class PyspnegoAdapter(HandleTable[_Context], Adapter):
     # -- SSPI functions ---------------------------------------------------------------------
 
     def query_sizes(self, handle: Handle) -> tuple[CallResult, SecPkgContextSizes | None]:
-        context = self._lookup(handle)
-        if isinstance(context, CallResult):
-            return context, None
-        sizes, failed = self._call(context.proxy.query_message_sizes)
-        if failed is not None:
-            return failed, None
-        return (
-            CallResult(
-                S.SEC_E_UNSUPPORTED_FUNCTION,
-                detail=(
-                    f"pyspnego exposes only query_message_sizes().header = {sizes.header} "
-                    "(SSPI's cbSecurityTrailer); cbMaxToken, cbMaxSignature and cbBlockSize "
-                    "have no pyspnego counterpart and are not invented"
-                ),
-            ),
-            None,
+        """pyspnego has no QueryContextAttributes(SIZES): its query_message_sizes() gives only
+        the header (SSPI's cbSecurityTrailer), so the call cannot be expressed."""
+        raise CannotExpress(
+            "pyspnego has no QueryContextAttributes(SECPKG_ATTR_SIZES): query_message_sizes() "
+            "gives only the header (cbSecurityTrailer); cbMaxToken, cbMaxSignature and "
+            "cbBlockSize have no counterpart and are not invented"
         )
 
     def _signature_parts(
