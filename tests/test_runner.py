@@ -119,6 +119,64 @@ def test_non_strict_when_behaviour_matches_only_the_other_profile() -> None:
     assert execute(SignsAnyway(), case, "windows").outcome == "PASS"
 
 
+def test_non_strict_record_reports_the_deciding_step_with_its_evidence() -> None:
+    # sizes-without-integrity: only the client end has a Windows recording (16/16).
+    result = execute(ReferenceAdapter(), _case("sizes-without-integrity[ntlmv2]"), "windows")
+    assert result.outcome == "NON_STRICT"
+    assert result.expected == {
+        "step": "0:sizes/client",
+        "status": "SEC_E_OK",
+        "sizes": {"cbMaxSignature": 16, "cbSecurityTrailer": 16},
+    }
+    assert result.actual["sizes"]["cbMaxSignature"] == 0
+    client, server = (step.to_json() for step in result.steps)
+    assert client["evidence"]["windows"].startswith("Wine dlls/secur32/tests/ntlm.c")
+    assert server["evidence"]["windows"].startswith("not observed")
+
+
+SIGN_WITH_READONLY_HEADER = """
+[[scenario]]
+id = "readonly-header-without-integrity"
+title = "a profile-dependent sign step over a READONLY header"
+source = { ref = "test", quote = "test" }
+needs = ["sign", "readonly", "no-integrity"]
+variants = ["ntlmv2"]
+context = { integrity = false, confidentiality = false }
+
+[[scenario.steps]]
+op = "sign"
+expect = { documented = "SEC_E_QOP_NOT_SUPPORTED", windows = "SEC_E_OK" }
+buffers = [
+  { type = "DATA", text = "hdr", flags = ["READONLY"] },
+  { type = "DATA", text = "body" },
+  { type = "TOKEN", size = 16 },
+]
+"""
+
+
+def test_a_non_strict_step_is_still_checked_for_writes_into_read_only_buffers(
+    tmp_path: Path,
+) -> None:
+    class SignsAnywayAndZeroes(WritesIntoReadOnly):
+        """Windows-like dummy signature without integrity, and it zeroes read-only DATA."""
+
+        def make_signature(
+            self, handle: Handle, qop: int, message: SecBufferDesc | None, seqno: int
+        ) -> CallResult:
+            result = super().make_signature(handle, qop, message, seqno)
+            if result.status == SecStatus.SEC_E_QOP_NOT_SUPPORTED:
+                return CallResult(SecStatus.SEC_E_OK)
+            return result
+
+    path = tmp_path / "x.toml"
+    path.write_text(SIGN_WITH_READONLY_HEADER)
+    (case,) = load_catalogue([path])
+    assert execute(ReferenceAdapter(), case, "windows").outcome == "NON_STRICT"
+    result = execute(SignsAnywayAndZeroes(), case, "documented")
+    assert result.outcome == "FAIL"
+    assert "read-only buffer 0" in result.message
+
+
 def test_adapter_that_breaks_mid_run_is_reported_by_closing_sanity(tmp_path: Path) -> None:
     from harness.runner.engine import sanity_notes
 

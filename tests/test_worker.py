@@ -81,6 +81,9 @@ def test_crash_record_keeps_the_whole_fatal_call() -> None:
         adapter.close()
     call = crashed.actual["fatal_call"]
     assert call.startswith("make_signature(") and "'type': 2" in call and not call.endswith("...")
+    # what the fatal step should have returned, from the catalogue (20-signing.toml)
+    assert crashed.expected == {"step": "0:sign/client", "status": "SEC_E_INVALID_TOKEN"}
+    assert crashed.actual["step"] == "0:sign/client"
 
 
 def _no_handles(text: str) -> str:
