@@ -385,7 +385,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     clock = time.perf_counter()
     store = ResultStore(args.out, resume=args.resume)
     pool = AdapterPool(pool_classes)
-    progress = _Progress(len(jobs), quiet=args.quiet)
+    already = sum((j.adapter, j.id) in store.done for j in jobs)
+    progress = _Progress(len(jobs), quiet=args.quiet, done=already)
     interrupted = False
     broken = ""
     try:
@@ -458,12 +459,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-class _Progress:
-    """A rich progress bar on a terminal; silent otherwise or with --quiet."""
+# Without a terminal (CI logs), progress is a plain line on stderr about this often.
+PLAIN_INTERVAL_S = 10.0
 
-    def __init__(self, total: int, *, quiet: bool) -> None:
+
+class Ticker:
+    """True at the first call, then once ``interval_s`` has passed since it last was: when to
+    print a plain progress line (``run`` and ``fuzz``)."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._last: float | None = None
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.interval_s:
+            return False
+        self._last = now
+        return True
+
+
+class _Progress:
+    """A rich progress bar on a terminal; otherwise a plain line on stderr about every
+    PLAIN_INTERVAL_S (cases done/total, elapsed, ETA), so that CI logs show a long run moving;
+    nothing with --quiet. ``done`` counts the cases a resumed run already has."""
+
+    def __init__(self, total: int, *, quiet: bool, done: int = 0) -> None:
         self._bar: Any = None
-        if quiet or not sys.stderr.isatty():
+        self._ticker: Ticker | None = None
+        self._total, self._done, self._ran = total, done, 0
+        self._started = time.monotonic()
+        if quiet:
+            return
+        if not sys.stderr.isatty():
+            self._ticker = Ticker(PLAIN_INTERVAL_S)
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -475,17 +504,41 @@ class _Progress:
             transient=True,
         )
         self._bar.start()
-        self._task = self._bar.add_task("cases", total=total)
+        self._task = self._bar.add_task("cases", total=total, completed=done)
 
     def advance(self, record: dict[str, Any]) -> None:
+        self._done += 1
+        self._ran += 1
         if self._bar is not None:
             self._bar.update(
                 self._task, advance=1, description=f"{record['adapter']} {record['case']}"
             )
+        elif self._ticker is not None and self._ticker.due():
+            print(self.line(record), file=sys.stderr, flush=True)
+
+    def line(self, record: dict[str, Any]) -> str:
+        """``cases 120/4000  12 s elapsed  ETA 6:31  reference sign-tamper-data[ntlmv2]``: the
+        ETA from the pace of the cases run so far in this session."""
+        elapsed = time.monotonic() - self._started
+        eta = elapsed / self._ran * max(self._total - self._done, 0)
+        return (
+            f"cases {self._done}/{self._total}  {_duration(elapsed)} elapsed  "
+            f"ETA {_duration(eta)}  {record['adapter']} {record['case']}"
+        )
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``6:31``, ``1:02:03``."""
+    whole = int(seconds + 0.5)
+    if whole < 60:
+        return f"{whole} s"
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"
 
 
 # -- vectors ----------------------------------------------------------------------------------

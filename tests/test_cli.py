@@ -200,3 +200,49 @@ def test_property_phase_adds_a_record(tmp_path: Path) -> None:
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     (prop,) = [r for r in records if r["kind"] == "properties"]
     assert prop["case"] == "properties[alone]" and prop["outcome"] == "PASS"
+
+
+def _run_piped(*argv: str, interval_s: float) -> subprocess.CompletedProcess[str]:
+    """The command in a subprocess whose stderr is a pipe (no terminal, as in CI), with the
+    plain progress interval set to ``interval_s``."""
+    code = (
+        "import sys, harness.cli as cli; "
+        f"cli.PLAIN_INTERVAL_S = {interval_s}; sys.exit(cli.main(sys.argv[1:]))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, check=False,
+        timeout=300,
+    )
+
+
+def test_progress_is_a_plain_line_on_stderr_without_a_terminal(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    argv = ("run", "--adapter", "reference", "--case", "sign-*", "--no-peers", "--out", str(out))
+    proc = _run_piped(*argv, interval_s=0.0)
+    assert proc.returncode == 0, proc.stderr
+    records = (out / "results.jsonl").read_text().splitlines()
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("cases ")]
+    assert len(lines) == len(records) > 10  # interval 0: one line per case
+    pattern = r"cases (\d+)/(\d+)  \d+ s elapsed  ETA (\d+ s|\d+:\d\d)  reference sign-\S+"
+    counts = [re.fullmatch(pattern, line) for line in lines]
+    assert all(counts), lines[:3]
+    assert [int(m.group(1)) for m in counts if m] == list(range(1, len(records) + 1))
+    assert {int(m.group(2)) for m in counts if m} == {len(records)}
+    assert lines[-1].split("  ")[2] == "ETA 0 s"
+    # --quiet: nothing but errors; a long interval: the first case's line only.
+    quiet = _run_piped(*argv, "--quiet", interval_s=0.0)
+    assert quiet.returncode == 0 and "cases " not in quiet.stderr
+    sparse = _run_piped(*argv, interval_s=3600.0)
+    shown = [line for line in sparse.stderr.splitlines() if line.startswith("cases ")]
+    assert len(shown) == 1 and shown[0].startswith(f"cases 1/{len(records)}  ")
+
+
+def test_ticker_is_due_first_then_once_per_interval() -> None:
+    import time
+
+    from harness.cli import Ticker
+
+    ticker = Ticker(0.2)
+    assert ticker.due() and not ticker.due()
+    time.sleep(0.25)
+    assert ticker.due() and not ticker.due()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -224,12 +223,15 @@ def _summary(result: Any, page: Path | None) -> None:
 
 
 class _Live:
-    """One live status line with rich on a terminal; a plain line every 10 s otherwise."""
+    """One live status line with rich on a terminal; a plain line about every 10 s otherwise
+    (``harness.cli.Ticker``, as ``run`` prints its progress)."""
 
     def __init__(self, target: str, adapter: str, *, quiet: bool) -> None:
+        from harness.cli import PLAIN_INTERVAL_S, Ticker
+
         self.quiet = quiet
         self.live: Any = None
-        self.last_plain = 0.0
+        self.plain = Ticker(PLAIN_INTERVAL_S)
         if quiet:
             return
         if sys.stderr.isatty():
@@ -252,8 +254,7 @@ class _Live:
             from rich.text import Text
 
             self.live.update(Text(text))
-        elif time.monotonic() - self.last_plain >= 10:
-            self.last_plain = time.monotonic()
+        elif self.plain.due():
             print(text, file=sys.stderr, flush=True)
 
     def close(self) -> None:
