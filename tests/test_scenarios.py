@@ -37,6 +37,8 @@ def test_catalogue_covers_the_issue_topics() -> None:
         "seal-unseal-client-to-server",
         "verify-replay",
         "verify-reorder",
+        "qop-out-unseal",
+        "qop-out-verify",
     ]:
         assert needed in ids
 
@@ -67,6 +69,20 @@ SOURCE = 'source = { ref = "r", quote = "q" }'
             "buffer type 'WAT'",
         ),
         (f'id = "x"\n{SOURCE}\nvariants = ["ntlmv9"]\n{GOOD_STEP}', "variant 'ntlmv9'"),
+        (
+            f'id = "x"\n{SOURCE}\nsteps = [{{ op = "unseal", expect_qop = 0 }}]',
+            "needs the scenario to need 'qop-out'",
+        ),
+        (
+            f'id = "x"\n{SOURCE}\nneeds = ["qop-out"]\n'
+            'steps = [{ op = "unseal", expect_qop = "kept" }]',
+            "expect_qop 'kept' is not a number",
+        ),
+        (
+            f'id = "x"\n{SOURCE}\nneeds = ["qop-out"]\n'
+            'steps = [{ op = "unseal", expect_qop = { windows = "unchanged" } }]',
+            "expect_qop needs a 'documented' entry",
+        ),
     ],
 )
 def test_loader_rejects_malformed_scenarios(tmp_path: Path, body: str, message: str) -> None:

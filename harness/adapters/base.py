@@ -40,6 +40,9 @@ class Capability(enum.Flag):
     NTLM_PRIMITIVES = enum.auto()  # key and response functions: vector replay
     CLIENT = enum.auto()  # can play the client against another implementation's server
     SERVER = enum.auto()  # can play the server against another implementation's client
+    # pfQOP as a C caller sees it: CallResult.qop is what the package wrote there, or None
+    # when it left the caller's value untouched (byte APIs have no pfQOP to leave alone).
+    QOP_OUT = enum.auto()
 
     @classmethod
     def parse(cls, name: str) -> Capability:

@@ -64,6 +64,8 @@ HANDSHAKE_BUFFER = 64 * 1024
 MAX_BACKING = 16 * 1024 * 1024
 # A lying cBuffers gets zeroed (SECBUFFER_EMPTY, NULL) entries up to this count.
 MAX_EXTRA_ENTRIES = 4096
+# What pfQOP holds before VerifySignature/DecryptMessage, to tell "left untouched" from a write.
+QOP_SENTINEL = 0xDEADBEEF
 _POINTER_MASK = (1 << (8 * ctypes.sizeof(ctypes.c_void_p))) - 1
 _CONTINUE = (SecStatus.SEC_I_CONTINUE_NEEDED, 0x00090314)  # ..., SEC_I_COMPLETE_AND_CONTINUE
 _COMPLETE = (SecStatus.SEC_I_COMPLETE_NEEDED, 0x00090314)
@@ -263,6 +265,7 @@ class NativeAdapter(Adapter):
         | Capability.NO_INTEGRITY
         | Capability.CLIENT
         | Capability.SERVER
+        | Capability.QOP_OUT
     )
 
     def __init__(self, library: str | None = None) -> None:
@@ -441,9 +444,10 @@ class NativeAdapter(Adapter):
         self, name: str, handle: Handle, message: SecBufferDesc | None, seqno: int
     ) -> CallResult:
         """VerifySignature / DecryptMessage, which share (phContext, pMessage, MessageSeqNo,
-        pfQOP); pfQOP is reported in the result."""
+        pfQOP). pfQOP starts as a sentinel, as in Wine's tests (0xdeadbeef): still there after
+        the call, it is reported as None, "left untouched"."""
         function = getattr(self._functions(), name)
-        qop = ctypes.c_uint32(0)
+        qop = ctypes.c_uint32(QOP_SENTINEL)
         result = self._call(
             name,
             lambda desc: function(
@@ -451,7 +455,7 @@ class NativeAdapter(Adapter):
             ),
             message,
         )
-        return dataclasses.replace(result, qop=qop.value)
+        return dataclasses.replace(result, qop=None if qop.value == QOP_SENTINEL else qop.value)
 
     def delete_context(self, handle: Handle) -> CallResult:
         fns = self._functions()

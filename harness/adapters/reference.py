@@ -121,6 +121,7 @@ class ReferenceAdapter(Adapter):
         | Capability.NTLM_PRIMITIVES
         | Capability.CLIENT
         | Capability.SERVER
+        | Capability.QOP_OUT
     )
 
     def __init__(

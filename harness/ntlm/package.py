@@ -229,18 +229,20 @@ class NtlmPackage:
 
     def verify_signature(
         self, handle: Handle, desc: SecBufferDesc | None, seqno: int
-    ) -> tuple[S, int]:
+    ) -> tuple[S, None]:
         """VerifySignature: SEC_E_MESSAGE_ALTERED for a bad signature, SEC_E_OUT_OF_SEQUENCE
         for a good one with the wrong sequence number, SEC_E_INVALID_TOKEN for a missing or
-        short TOKEN. A failure leaves the context's state unchanged."""
+        short TOKEN. A failure leaves the context's state unchanged. pfQOP is left untouched
+        (None): NTLM has no QOP to report, and "Some security packages ignore this
+        parameter" (VerifySignature)."""
         call = self._open(handle, desc, lambda ctx: ctx.integrity)
         if not isinstance(call, _Call):
-            return call, 0
+            return call, None
         if not self._signature_call(call) or call.token is None:
-            return S.SEC_E_INVALID_TOKEN, 0
+            return S.SEC_E_INVALID_TOKEN, None
         message = _joined([b for b in call.buffers if _is_signed(b)])
         signature = _bytes(call.token)[:SIGNATURE_SIZE]
-        return call.session.verify(message, signature, seqno), 0
+        return call.session.verify(message, signature, seqno), None
 
     def encrypt_message(
         self, handle: Handle, qop: int, desc: SecBufferDesc | None, seqno: int
@@ -277,7 +279,9 @@ class NtlmPackage:
         self, handle: Handle, desc: SecBufferDesc | None, seqno: int
     ) -> tuple[S, int]:
         """DecryptMessage (General): decrypts in place and checks the signature; on failure
-        the DATA buffers keep their ciphertext, so no unauthenticated plaintext is released."""
+        the DATA buffers keep their ciphertext, so no unauthenticated plaintext is released.
+        pfQOP "receives package-specific flags that indicate the quality of protection": 0,
+        as the message was encrypted (SECQOP_WRAP_NO_ENCRYPT is not carried on the wire)."""
         call = self._open(handle, desc, lambda ctx: ctx.confidentiality)
         if not isinstance(call, _Call):
             return call, 0

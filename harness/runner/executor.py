@@ -200,6 +200,10 @@ def _visible(buf: SecBuffer) -> bytes:
     return bytes(buf.data or b"")[: buf.cb_buffer]
 
 
+def _qop_matches(wanted: int | str, got: int | str) -> bool:
+    return wanted == "any" or wanted == got
+
+
 def _failed(
     here: tuple[CaseOutcome, StepRecord, dict[str, Any], dict[str, Any]], message: str
 ) -> CaseOutcome:
@@ -328,6 +332,21 @@ def _execute(
                 elif wrong:
                     here_expected["sizes"], here_actual["sizes"] = wanted, got
                     return _failed(here, f"step {label}: sizes {wrong} differ from {wanted}")
+            if step.expect_qop and call.status == 0:
+                got_qop = "unchanged" if call.qop is None else call.qop
+                wanted_qop = step.expect_qop.get(profile, step.expect_qop["documented"])
+                if not _qop_matches(wanted_qop, got_qop):
+                    here_expected["qop"], here_actual["qop"] = wanted_qop, got_qop
+                    others_qop = [v for p, v in step.expect_qop.items() if p != profile]
+                    if not any(_qop_matches(v, got_qop) for v in others_qop):
+                        return _failed(
+                            here, f"step {label}: pfQOP {got_qop!r}, expected {wanted_qop!r}"
+                        )
+                    if result.outcome == "PASS":
+                        result.outcome = "NON_STRICT"
+                        result.message = (
+                            f"step {label}: pfQOP {got_qop!r} is allowed only by another profile"
+                        )
             if call.status == 0:
                 for buf_index, want in step.expect_buffers:
                     got_hex = bytes((desc.buffers or [])[buf_index].data or b"").hex()

@@ -46,6 +46,7 @@ _STEP_KEYS = {
     "expect_buffers",
     "expect_sizes",
     "expect_unchanged",
+    "expect_qop",
 }
 _BUFFER_KEYS = {f.name for f in dataclasses.fields(BufferSpec)} - {"source"} | {"from"}
 
@@ -132,6 +133,23 @@ def _sizes(where: str, raw: object) -> dict[str, dict[str, int]] | None:
     return {profile: dict(members) for profile, members in by_profile.items()}
 
 
+QOP_WORDS = ("unchanged", "any")
+
+
+def _qop(where: str, raw: object) -> dict[str, int | str] | None:
+    """``expect_qop = 0`` for every profile, or ``{documented = "any", windows = "unchanged"}``:
+    the pfQOP a successful call leaves ("unchanged": the caller's value stays)."""
+    if raw is None:
+        return None
+    by_profile = raw if isinstance(raw, dict) else {"documented": raw}
+    if set(by_profile) - set(PROFILES) or "documented" not in by_profile:
+        raise _fail(where, f"expect_qop needs a 'documented' entry and only {PROFILES}")
+    for value in by_profile.values():
+        if not (isinstance(value, int) or value in QOP_WORDS):
+            raise _fail(where, f"expect_qop {value!r} is not a number, 'unchanged' or 'any'")
+    return dict(by_profile)
+
+
 def _substitute(value: Any, values: dict[str, object]) -> Any:
     """Put parameter values into a raw step: "{name}" alone keeps the value's type."""
     if isinstance(value, str):
@@ -195,6 +213,7 @@ def _step(where: str, raw: object) -> Step:
         expect_buffers=expect_buffers,
         expect_sizes=_sizes(where, raw.get("expect_sizes")),
         expect_unchanged=bool(raw.get("expect_unchanged", False)),
+        expect_qop=_qop(where, raw.get("expect_qop")),
     )
 
 
@@ -226,6 +245,9 @@ def _scenario(where: str, raw: dict[str, Any], group: str) -> Scenario:
         raise _fail(where, f"unknown context option(s) {', '.join(sorted(unknown_options))}")
     params = raw.get("params")
     expansions = []
+    checks_qop = any(isinstance(step, dict) and "expect_qop" in step for step in steps)
+    if checks_qop and not needs & Capability.QOP_OUT:
+        raise _fail(where, "a step with expect_qop needs the scenario to need 'qop-out'")
     for values in _combinations(where, params):
         label = ",".join(f"{k}={v}" for k, v in values.items())
         concrete = _substitute(steps, values)

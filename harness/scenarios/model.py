@@ -62,6 +62,8 @@ class Step:
     expect_buffers: tuple[tuple[int, str], ...] = ()  # (index, hex) after the call
     expect_sizes: dict[str, dict[str, int]] | None = None  # profile -> expected members
     expect_unchanged: bool = False  # a failed call must leave every buffer as it was given
+    # pfQOP after a successful call, per profile: a value, "unchanged" or "any".
+    expect_qop: dict[str, int | str] | None = None
 
 
 @dataclass(frozen=True)

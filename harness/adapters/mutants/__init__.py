@@ -23,6 +23,7 @@ from harness.adapters.mutants.context import (
     DeleteKeepsContext,
     IgnoresNegotiatedServices,
     NoHandleValidation,
+    ReportsWrapNoEncrypt,
     SizesZeroSignature,
     WrapNoEncryptEncrypts,
 )
@@ -95,6 +96,7 @@ ALL: tuple[type[Adapter], ...] = (
     IgnoresNegotiatedServices,
     SizesZeroSignature,
     WrapNoEncryptEncrypts,
+    ReportsWrapNoEncrypt,
     # the process itself (isolate = True)
     SegfaultsOnShortToken,
     HangsOnEmptyMessage,

@@ -139,7 +139,7 @@ class _AnyTokenLengthPackage(MutantPackage):
 
     def verify_signature(
         self, handle: tuple[int, int], desc: SecBufferDesc | None, seqno: int
-    ) -> tuple[SecStatus, int]:
+    ) -> tuple[SecStatus, None]:
         self._verifying = True
         try:
             return super().verify_signature(handle, desc, seqno)

@@ -106,3 +106,21 @@ class WrapNoEncryptEncrypts(MutantAdapter):
     ) -> CallResult:
         qop = 0 if qop == SECQOP_WRAP_NO_ENCRYPT else qop
         return super().encrypt_message(handle, qop, message, seqno)
+
+
+class ReportsWrapNoEncrypt(MutantAdapter):
+    """Bug: DecryptMessage sets SECQOP_WRAP_NO_ENCRYPT in pfQOP for a message it decrypted
+    (the flag tested the wrong way round).
+
+    Breaks DecryptMessage (NTLM): SECQOP_WRAP_NO_ENCRYPT means "The message was not encrypted,
+    but a header or trailer was produced." """
+
+    name = "mutant-reports-wrap-no-encrypt"
+
+    def decrypt_message(
+        self, handle: Handle, message: SecBufferDesc | None, seqno: int
+    ) -> CallResult:
+        result = super().decrypt_message(handle, message, seqno)
+        if result.status == SecStatus.SEC_E_OK:
+            return dataclasses.replace(result, qop=SECQOP_WRAP_NO_ENCRYPT)
+        return result
