@@ -5,11 +5,13 @@ in both roles, and over the whole catalogue. Assertions state what gss-ntlmssp 1
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _baseline_gate import JOBS as ALL_JOBS
@@ -355,10 +357,57 @@ def test_handles(adapter: GssapiAdapter) -> None:
 
 
 def test_sizes_are_not_invented(adapter: GssapiAdapter) -> None:
+    """GSSAPI has no SECPKG_ATTR_SIZES: UNSUPPORTED with what it can say, never a status."""
     pair = _pair(adapter.establish(V2))
-    result, sizes = adapter.query_sizes(pair.client)
-    assert result.status == S.SEC_E_UNSUPPORTED_FUNCTION and sizes is None
-    assert "adds 16 bytes with confidentiality and 16 without" in result.detail
+    with pytest.raises(CannotExpress, match="adds 16 bytes with confidentiality and 16 without"):
+        adapter.query_sizes(pair.client)
+    adapter.delete_context(pair.client)
+    with pytest.raises(CannotExpress, match="no GSSAPI counterpart$"):
+        adapter.query_sizes(pair.client)
+    with pytest.raises(CannotExpress, match="SECPKG_ATTR_SIZES"):  # through the worker too
+        _worker_call(lambda w: w.query_sizes(_pair(w.establish(V2)).client))
+
+
+def _worker_call(call: Callable[[Any], object]) -> object:
+    worker = isolated("harness.adapters.gss:GssapiAdapter")()
+    try:
+        return call(worker)
+    finally:
+        worker.close()
+
+
+def _ntlm_types(transcript: list[tuple[str, bytes]]) -> list[tuple[str, int]]:
+    """(sender, NTLM MessageType) of each token, MS-NLMP §2.2.1."""
+    assert all(token[:8] == b"NTLMSSP\0" for _, token in transcript), transcript
+    return [(who, int.from_bytes(token[8:12], "little")) for who, token in transcript]
+
+
+def test_establish_keeps_the_tokens_for_the_report(adapter: GssapiAdapter) -> None:
+    """Like base.handshake: every token sent, in order, so that a failing case gets a pcap."""
+    pair = _pair(adapter.establish(V2))
+    assert _ntlm_types(pair.transcript) == [("client", 1), ("server", 2), ("client", 3)]
+    # The worker returns the pair by pickle: the transcript survives the trip.
+    remote = _worker_call(lambda w: w.establish(V2))
+    assert isinstance(remote, ContextPair)
+    assert _ntlm_types(remote.transcript) == _ntlm_types(pair.transcript)
+
+
+def test_a_failing_gss_case_gets_a_pcap_and_dissected_tokens(tmp_path: Path) -> None:
+    """A failing gssapi case (gss-ntlmssp accepts a 15-byte signature), run in the worker as
+    `run` does: the record carries the handshake and the report writes its pcap."""
+    from harness.cli import main
+
+    out = tmp_path / "run"
+    case = "verify-truncated-signature-length[ntlmv2,len=15]"
+    assert main(["run", "--adapter", "gssapi", "--no-peers", "--quiet", "--case", case,
+                 "--out", str(out)]) == 1
+    [record] = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert record["outcome"] == "FAIL"
+    assert [leg["from"] for leg in record["handshake"]] == ["client", "server", "client"]
+    pcaps = list((out / "pcaps").rglob("*.pcap"))
+    assert len(pcaps) == 1 and pcaps[0].stat().st_size > 0
+    html = (out / "index.html").read_text()
+    assert "NTLMSSP AUTHENTICATE_MESSAGE (" in html and "leg 3 from the client" in html
 
 
 def test_inexpressible_descriptors_raise(adapter: GssapiAdapter) -> None:

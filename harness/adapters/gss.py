@@ -10,8 +10,8 @@ What the SSPI calls become (gss-ntlmssp 1.2.0, python-gssapi 1.12, MIT krb5 1.20
   split back over the DATA buffers; DecryptMessage unwraps TOKEN ‖ DATA....
 - QueryContextAttributes(SIZES): GSSAPI only has ``gss_wrap_size_limit`` (the wrap overhead,
   SSPI's cbSecurityTrailer); cbMaxToken, cbMaxSignature and cbBlockSize have no counterpart,
-  so the call answers SEC_E_UNSUPPORTED_FUNCTION with the overhead in the detail and SIZES is
-  not declared.
+  so the call raises CannotExpress (with the overhead in the reason) and SIZES is not
+  declared.
 - gss-ntlmssp implements neither ``gss_wrap_iov`` nor ``gss_get_mic_iov`` (the mechglue
   answers GSS_S_UNAVAILABLE), so READONLY and READONLY_WITH_CHECKSUM buffers cannot be
   expressed and those capabilities are not declared.
@@ -442,20 +442,27 @@ class GssapiAdapter(HandleTable[_Context], Adapter):
     def establish(self, options: ContextOptions) -> ContextPair | CallResult:
         """Drive our client against our server, passing every token (also an empty one:
         a connectionless gss-ntlmssp client starts with no NEGOTIATE, MS-NLMP §3.1.5.2),
-        and keep the native error text."""
+        and keep the native error text. The tokens sent are kept in ``transcript``, as
+        ``base.handshake`` keeps them, so that a failing case gets its pcap and dissection."""
         client, server = self.client(options), self.server(options)
         token: bytes | None = None
         done = {"client": False, "server": False}
+        transcript: list[tuple[str, bytes]] = []
         for leg in range(10):
             role, party = ("client", client) if leg % 2 == 0 else ("server", server)
             status, out = party.step(token)
+            if out:
+                transcript.append((role, bytes(out)))
             if status not in (S.SEC_E_OK, S.SEC_I_CONTINUE_NEEDED):
-                return CallResult(status, detail=f"{role} at leg {leg + 1}: {party.detail}")
+                detail = f"{role} at leg {leg + 1}: {party.detail}"
+                return CallResult(status, detail=detail, transcript=transcript)
             done[role] = status == S.SEC_E_OK
             if all(done.values()):
-                return ContextPair(client.handle, server.handle, 0, client.exported_session_key)
+                key = client.exported_session_key
+                return ContextPair(client.handle, server.handle, 0, key, transcript)
             token = out
-        return CallResult(S.SEC_E_INTERNAL_ERROR, detail="handshake did not finish in 10 legs")
+        detail = "handshake did not finish in 10 legs"
+        return CallResult(S.SEC_E_INTERNAL_ERROR, detail=detail, transcript=transcript)
 
     def _write_keyfile(self, options: ContextOptions) -> Path:
         """A DOMAIN:USER:PASSWORD file (gss-ntlmssp's Heimdal-style user file) for one server."""
@@ -507,26 +514,29 @@ class GssapiAdapter(HandleTable[_Context], Adapter):
     # -- SSPI ---------------------------------------------------------------------------
 
     def query_sizes(self, handle: Handle) -> tuple[CallResult, SecPkgContextSizes | None]:
-        """SEC_E_UNSUPPORTED_FUNCTION with what GSSAPI can say: gss_wrap_size_limit's
-        overhead (cbSecurityTrailer). The call still reaches the implementation, so a
-        deleted or zero handle is judged by it."""
+        """CannotExpress: GSSAPI has no SECPKG_ATTR_SIZES, and answering with a status of
+        our own would put words in gss-ntlmssp's mouth. The reason says what GSSAPI can
+        tell: gss_wrap_size_limit's overhead (SSPI's cbSecurityTrailer), where the handle
+        names a live context."""
         import gssapi.raw as gss
 
+        said = ""
         context = self._context(handle)
-        if isinstance(context, CallResult):
-            return context, None
-        probe = 1 << 16
-        try:
-            sealed = probe - gss.wrap_size_limit(context.gss, probe, confidential=True)
-            signed = probe - gss.wrap_size_limit(context.gss, probe, confidential=False)
-        except gss.GSSError as exc:
-            return _from_gss_error(exc, "wrap_size_limit"), None
-        detail = (
-            f"gss_wrap_size_limit: the wrap token adds {sealed} bytes with confidentiality and "
-            f"{signed} without (SSPI's cbSecurityTrailer); cbMaxToken, cbMaxSignature and "
-            "cbBlockSize have no GSSAPI counterpart and are not invented"
+        if not isinstance(context, CallResult):
+            probe = 1 << 16
+            try:
+                sealed = probe - gss.wrap_size_limit(context.gss, probe, confidential=True)
+                signed = probe - gss.wrap_size_limit(context.gss, probe, confidential=False)
+                said = (
+                    f"; gss_wrap_size_limit says the wrap token adds {sealed} bytes with "
+                    f"confidentiality and {signed} without"
+                )
+            except gss.GSSError:
+                pass  # a deleted or zero handle: nothing more to say
+        raise _refuse(
+            "QueryContextAttributes(SECPKG_ATTR_SIZES): cbMaxToken, cbMaxSignature and "
+            f"cbBlockSize have no GSSAPI counterpart{said}"
         )
-        return CallResult(S.SEC_E_UNSUPPORTED_FUNCTION, detail=detail), None
 
     def _open(
         self, handle: Handle, message: SecBufferDesc | None, seqno: int, call: str
