@@ -39,6 +39,8 @@ def test_catalogue_covers_the_issue_topics() -> None:
         "verify-reorder",
         "qop-out-unseal",
         "qop-out-verify",
+        "handle-other-context-verify",
+        "handle-other-context-unseal",
     ]:
         assert needed in ids
 

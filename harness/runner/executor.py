@@ -139,6 +139,7 @@ class Sides:
     tested: str | None = None
     mirror: tuple[Adapter, Handle] | None = None
     transcript: list[tuple[str, bytes]] = field(default_factory=list)
+    other: Sides | None = None  # a second pair, for steps whose handle is "other"
 
     def of(self, step: Step) -> tuple[Adapter, Handle]:
         adapter, handle = self.client if step.by == "client" else self.server
@@ -267,7 +268,26 @@ def _execute(
     try:
         for index, step in enumerate(case.steps or case.scenario.steps):
             label = f"{index}:{step.op}/{step.by}"
-            actor, handle = sides.of(step)
+            if step.handle == "other":
+                if sides.other is None:
+                    other = establish(adapter, case, peer, role)
+                    if isinstance(other, CallResult):
+                        name = status_name(other.status)
+                        record = StepRecord(label, name, "SEC_E_OK", False, other.detail)
+                        result.steps.append(record)
+                        return _failed(
+                            (
+                                result,
+                                record,
+                                {"step": label, "status": "SEC_E_OK"},
+                                {"step": label, "status": name},
+                            ),
+                            f"step {label}: a second context failed to establish: {name}",
+                        )
+                    sides.other = other
+                actor, handle = sides.other.of(step)
+            else:
+                actor, handle = sides.of(step)
             if step.op == "sizes":
                 call, sizes = actor.query_sizes(handle)
                 desc = SecBufferDesc()

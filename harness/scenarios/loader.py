@@ -190,8 +190,8 @@ def _step(where: str, raw: object) -> Step:
         raise _fail(where, f"op {op!r} is not one of {', '.join(sorted(OPS))}")
     if raw.get("by", "client") not in ("client", "server"):
         raise _fail(where, "by must be 'client' or 'server'")
-    if raw.get("handle", "valid") not in ("valid", "zero", "garbage"):
-        raise _fail(where, "handle must be 'valid', 'zero' or 'garbage'")
+    if raw.get("handle", "valid") not in ("valid", "zero", "garbage", "other"):
+        raise _fail(where, "handle must be 'valid', 'zero', 'garbage' or 'other'")
     buffers = tuple(_buffer(f"{where} buffer {i}", b) for i, b in enumerate(raw.get("buffers", ())))
     expect = raw.get("expect")
     expect_buffers = tuple(

@@ -50,7 +50,7 @@ class BufferSpec:
 class Step:
     op: str  # sizes | sign | verify | seal | unseal | delete
     by: str = "client"
-    handle: str = "valid"  # valid | zero | garbage
+    handle: str = "valid"  # valid | zero | garbage | other (the same end of a second context)
     buffers: tuple[BufferSpec, ...] = ()
     qop: int = 0
     seqno: int = 0
