@@ -13,6 +13,7 @@ Three kinds of job:
 from __future__ import annotations
 
 import gc
+import os
 import shlex
 import time
 from collections import deque
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.adapters.base import Adapter, Availability, Capability
+from harness.adapters.native_abi import ENV_LIBRARY
 from harness.runner.executor import CaseOutcome, execute
 from harness.runner.store import ResultStore
 from harness.runner.worker import WorkerAdapter
@@ -112,6 +114,9 @@ def _record(
     if job.kind == "interop" and job.peer and job.peer != job.adapter:
         argv += ["--adapter", job.peer]
     argv += ["--profile", profile, "--case", job.id] + (["--isolate"] if isolated else [])
+    library = os.environ.get(ENV_LIBRARY)  # set by --native-lib (or by the user) for this run
+    if library and "native" in (job.adapter, job.peer):
+        argv += ["--native-lib", library]
     return {
         "case": job.id,
         "scenario": scenario.id,
