@@ -425,3 +425,62 @@ def test_the_campaign_page_and_its_summary_in_the_report(browser: Any, campaign_
     assert page.is_hidden("button.copy >> nth=0") and page.is_visible("svg.plot >> nth=2")
     assert page.pdf().startswith(b"%PDF")
     s.close()
+
+
+def test_evidence_deviations_families_and_the_interop_column(browser: Any, tmp_path: Path) -> None:
+    """The drill-down shows each step's evidence under the steps and says when the deciding
+    step has no Windows recording; a Deviations family lists all its cases on demand; an
+    interop conversation sits in its own column."""
+    from harness.report import summarize, write_html
+    from harness.report.evidence import NO_WINDOWS_EVIDENCE
+    from harness.report.html import FAMILY_SHOWN
+
+    def step(label: str, ok: bool, **evidence: str) -> dict[str, Any]:
+        return {"step": label, "status": "SEC_E_OK", "expected": "SEC_E_OK", "ok": ok,
+                "detail": "", **({"evidence": evidence} if evidence else {})}
+
+    hostile = "<img src=x onerror=window.__pwned=1>"
+    records: list[dict[str, Any]] = [
+        {"case": "sizes-x[ntlmv2]", "scenario": "sizes-x", "adapter": "reference",
+         "kind": "conformance", "profile": "windows", "outcome": "NON_STRICT",
+         "expected": {"step": "0:sizes/client", "status": "SEC_E_OK"},
+         "steps": [step("0:sizes/client", False, windows=f"Wine ntlm.c testAuth {hostile}"),
+                   step("1:sizes/server", True)]},
+        {"case": "sizes-y[ntlmv2]", "scenario": "sizes-y", "adapter": "reference",
+         "kind": "conformance", "profile": "windows", "outcome": "PASS",
+         "expected": {"step": "0:verify/server", "status": "SEC_E_OK"},
+         "steps": [step("0:verify/server", True, documented="the VerifySignature page")]},
+        {"case": "sanity[start]@client=reference,server=native", "scenario": "sanity",
+         "adapter": "reference", "kind": "interop", "peer": "native", "role": "client",
+         "outcome": "FAIL", "message": "native's fault"},
+    ]
+    records += [{"case": f"verify-replay[ntlmv2,n={i}]", "scenario": "verify-replay",
+                 "adapter": "reference", "kind": "conformance", "outcome": "FAIL",
+                 "message": f"failure {i}"} for i in range(FAMILY_SHOWN + 3)]
+    summary = summarize(records, started="", finished="", duration_s=0.0, profile="windows")
+    s = Session(browser, write_html(records, summary, tmp_path / "index.html"))
+    page = s.page
+    assert page.locator("#matrix-head th").all_inner_texts() == ["case", "reference", "interop"]
+
+    drill = s.open_cell("sizes-x[ntlmv2]", 0)
+    assert drill.locator("p.why").all_inner_texts() == [
+        f"0:sizes/client Why (windows profile): Wine ntlm.c testAuth {hostile}"]
+    assert page.evaluate("window.__pwned") is None
+    drill = s.open_cell("sizes-y[ntlmv2]", 0)
+    assert drill.locator("p.why").all_inner_texts() == [
+        "0:verify/server Why (documented profile): the VerifySignature page", NO_WINDOWS_EVIDENCE]
+    drill = s.open_cell("sanity[start]@client=reference,server=native", 1)
+    assert "adapter: reference" in drill.locator("p.meta").first.inner_text()
+
+    family = page.locator("details.family", has=page.locator("code", has_text="verify-replay"))
+    family.locator("summary").click()
+    assert family.locator("li").count() == FAMILY_SHOWN
+    family.locator("button.show-all").click()
+    assert family.locator("li").count() == FAMILY_SHOWN + 3
+    family.locator("li a", has_text="verify-replay[ntlmv2,n=12]").click()
+    page.wait_for_selector("#drilldown[data-index]")
+    assert page.locator("#drilldown code.case-id").inner_text() == "verify-replay[ntlmv2,n=12]"
+    non_strict = page.locator("details.family", has=page.locator("code", has_text="sizes-x"))
+    non_strict.locator("summary").click()
+    assert "Why (windows profile): Wine ntlm.c testAuth" in non_strict.inner_text()
+    s.close()

@@ -33,7 +33,15 @@ from markupsafe import Markup
 
 from harness.report.campaign import Campaign, campaign_fragment
 from harness.report.dissect import dissect_hex, ess_of, hex_runs
+from harness.report.evidence import (
+    NO_WINDOWS_EVIDENCE,
+    Evidence,
+    shipped_scenarios,
+    why_label,
+    windows_differences,
+)
 from harness.report.summary import OUTCOMES, is_interop
+from harness.scenarios.model import Scenario
 from harness.sspi.constants import SECBUFFER_ATTRMASK, BufferType, SecStatus, status_name
 
 #: Matrix rows per page in the browser.
@@ -42,8 +50,11 @@ PAGE_SIZE = 200
 MAX_HEX_BYTES = 4096
 #: Characters of a fatal call shown.
 MAX_CALL_TEXT = 20000
-#: Items per adapter listed in the static Deviations section (the matrix has all of them).
-DEVIATIONS_SHOWN = 500
+#: Cases listed per scenario family in the static Deviations section; the page's script
+#: lists the rest on demand (the matrix has all of them too).
+FAMILY_SHOWN = 10
+#: Characters of a message shown in the Deviations lists.
+MESSAGE_SHOWN = 240
 #: Baseline regressions / unexpected passes listed statically.
 GATE_SHOWN = 200
 #: Outcome keys the script and the CSS know; anything else is UNKNOWN.
@@ -197,8 +208,9 @@ class _Budget:
 class _Builder:
     """Turns records into the compact blob the page's script reads."""
 
-    def __init__(self, adapters: list[str]) -> None:
+    def __init__(self, adapters: list[str], evidence: Evidence) -> None:
         self.table = _Table()
+        self.evidence = evidence
         self.adapters = adapters
         self.adapter_index = {a: i for i, a in enumerate(adapters)}
         self.budget = _Budget()
@@ -249,23 +261,26 @@ class _Builder:
             rows.append([_text(key), shown, int(key not in other or other.get(key) != item)])
         return rows
 
-    def _steps(self, value: Any) -> list[list[Any]]:
+    def _steps(self, value: Any, evidence: list[dict[str, str]]) -> list[list[Any]]:
+        """[step, status, expected, ok, detail] rows, then [[profile, text], …] when the
+        step has evidence (interned: the same texts recur in thousands of records)."""
         if not isinstance(value, list):
             return []
         rows = []
-        for step in value:
+        for step, why in zip(value, evidence, strict=True):
             if not isinstance(step, dict):
                 step = {"detail": step}
             ok = step.get("ok")
-            rows.append(
-                [
-                    _text(step.get("step")),
-                    status_text(step.get("status")),
-                    status_text(step.get("expected")),
-                    1 if ok is True else (0 if ok is False else None),
-                    _text(step.get("detail")),
-                ]
-            )
+            row = [
+                _text(step.get("step")),
+                status_text(step.get("status")),
+                status_text(step.get("expected")),
+                1 if ok is True else (0 if ok is False else None),
+                _text(step.get("detail")),
+            ]
+            if why:
+                row.append(self.table.add(_ordered_evidence(why)))
+            rows.append(row)
         return rows
 
     def _extras(self, rec: dict[str, Any], pcap: str | None) -> dict[str, Any]:
@@ -365,8 +380,14 @@ class _Builder:
             add(adapter if adapter != column else None),  # the client of an interop record
         ]
 
-    def _result(self, rec: dict[str, Any]) -> list[Any]:
-        """What happened: outcome, message, expected vs actual, steps."""
+    def _result(
+        self,
+        rec: dict[str, Any],
+        evidence: list[dict[str, str]],
+        deciding: tuple[int, dict[str, str]] | None,
+    ) -> list[Any]:
+        """What happened: outcome, message, expected vs actual, steps; then the index of the
+        step that decided (-1: none) and 1 when that step has no Windows evidence."""
         outcome = _text(rec.get("outcome") or "ERROR")
         expected, actual = rec.get("expected"), rec.get("actual")
         return [
@@ -375,15 +396,21 @@ class _Builder:
             _text(rec.get("message")),
             self._pairs(expected, actual),
             self._pairs(actual, expected),
-            self._steps(rec.get("steps")),
+            self._steps(rec.get("steps"), evidence),
+            -1 if deciding is None else deciding[0],
+            int(deciding is not None and "windows" not in deciding[1]),
         ]
 
     def record(self, rec: dict[str, Any], pcap: str | None) -> list[Any]:
         add = self.table.add
         raw_meta = [rec.get(k) for k in _META_KEYS]
         meta = self._memoized("meta", raw_meta, lambda: self._meta(rec))
-        raw_result = [rec.get(k) for k in _RESULT_KEYS]
-        result = self._memoized("result", raw_result, lambda: self._result(rec))
+        evidence = self.evidence.of_steps(rec)
+        deciding = self.evidence.deciding(rec, evidence)
+        raw_result = [rec.get(k) for k in _RESULT_KEYS] + [evidence, deciding]
+        result = self._memoized(
+            "result", raw_result, lambda: self._result(rec, evidence, deciding)
+        )
         case = _text(rec.get("case") or rec.get("scenario") or "unnamed")
         reproducer = _text(rec.get("reproducer"))
         if case and reproducer.count(case) == 1:  # share the command's shape between cases
@@ -414,6 +441,12 @@ class _Builder:
         while row and row[-1] in (0, None):
             row.pop()
         return row
+
+
+def _ordered_evidence(why: dict[str, str]) -> list[list[str]]:
+    """[[profile, text], …]: documented first, then windows, then any other profile."""
+    order = {"documented": 0, "windows": 1}
+    return [[k, why[k]] for k in sorted(why, key=lambda k: (order.get(k, 2), k))]
 
 
 def _column(rec: dict[str, Any]) -> str:
@@ -500,19 +533,60 @@ def _interop(views: list[dict[str, Any]]) -> dict[str, Any]:
     return {"names": names, "rows": rows, "scenarios": sorted(scenarios)}
 
 
-def _deviations(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per adapter, its cases that did not pass alone or against the reference."""
-    out: dict[str, list[dict[str, Any]]] = {}
+_SEVERITY = {o: i for i, o in enumerate(("CRASH", "TIMEOUT", "ERROR", "FAIL", "NON_STRICT"))}
+
+
+def _severity(outcome: str) -> int:
+    """Worst first; an outcome nobody knows is suspect enough to come first of all."""
+    return _SEVERITY.get(outcome, -1)
+
+
+def _family(view: dict[str, Any]) -> str:
+    return view["scenario"] or view["case"].split("[", 1)[0]
+
+
+def _listed(view: dict[str, Any], evidence: Evidence) -> dict[str, Any]:
+    """A case as the Deviations list shows it: a short message, and why for NON_STRICT."""
+    message = view["message"]
+    short = message if len(message) <= MESSAGE_SHOWN else message[:MESSAGE_SHOWN] + "…"
+    return {**view, "short": short, "why": _why(view["rec"], view["outcome"], evidence)}
+
+
+def _deviations(
+    views: list[dict[str, Any]], evidence: Evidence
+) -> tuple[list[dict[str, Any]], list[list[int]]]:
+    """Per adapter, what did not pass outside the interop matrix (alone, against the
+    reference, regression replays), grouped by scenario family with counts per outcome:
+    worst families and cases first, ``FAMILY_SHOWN`` cases listed per family. Also, per
+    family with more, the record indexes of all its cases for the page's "show all"."""
+    found: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for v in views:
-        if v["kind"] in ("conformance", "vs-reference") and v["outcome"] not in (
-            "PASS",
-            "UNSUPPORTED",
-        ):
-            out.setdefault(v["adapter"], []).append(v)
-    return [
-        {"adapter": a, "total": len(out[a]), "cases": out[a][:DEVIATIONS_SHOWN]}
-        for a in sorted(out)
-    ]
+        if v["kind"] != "interop" and v["outcome"] not in ("PASS", "UNSUPPORTED"):
+            found.setdefault(v["adapter"], {}).setdefault(_family(v), []).append(v)
+    out: list[dict[str, Any]] = []
+    more: list[list[int]] = []
+    for adapter in sorted(found):
+        families: list[dict[str, Any]] = []
+        for name, cases in found[adapter].items():
+            cases.sort(key=lambda v: _severity(v["outcome"]))  # stable: case order within
+            counts: dict[str, int] = {}
+            for v in cases:
+                counts[v["outcome"]] = counts.get(v["outcome"], 0) + 1
+            family: dict[str, Any] = {
+                "name": name,
+                "total": len(cases),
+                "badges": _badges(counts),
+                "cases": [_listed(v, evidence) for v in cases[:FAMILY_SHOWN]],
+                "group": -1,
+            }
+            if len(cases) > FAMILY_SHOWN:
+                family["group"] = len(more)
+                more.append([v["index"] for v in cases])
+            families.append(family)
+        families.sort(key=lambda f: (_severity(f["cases"][0]["outcome"]), f["name"]))
+        total = sum(f["total"] for f in families)
+        out.append({"adapter": adapter, "total": total, "families": families})
+    return out, more
 
 
 def _gates(views: list[dict[str, Any]]) -> dict[str, Any]:
@@ -530,11 +604,27 @@ def _gates(views: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _why(rec: dict[str, Any], outcome: str, evidence: Evidence) -> list[str]:
+    """For a NON_STRICT record of a windows-profile run: why the deciding step expects what
+    it does (the behaviour seen is only the other profile's), or that nobody recorded it."""
+    if outcome != "NON_STRICT" or rec.get("profile") != "windows":
+        return []
+    deciding = evidence.deciding(rec, evidence.of_steps(rec))
+    if deciding is None:
+        return []
+    why = _ordered_evidence(deciding[1])
+    lines = [f"{why_label(profile)}: {text}" for profile, text in why]
+    if not any(profile == "windows" for profile, _ in why):
+        lines.append(NO_WINDOWS_EVIDENCE)
+    return lines
+
+
 def _view(rec: dict[str, Any], index: int) -> dict[str, Any]:
     """The few fields the static sections need."""
     outcome = _text(rec.get("outcome") or "ERROR")
     gate = rec.get("gate")
     return {
+        "index": index,
         "anchor": f"case-{index}",
         "case": _text(rec.get("case") or rec.get("scenario") or "unnamed"),
         "scenario": _text(rec.get("scenario")),
@@ -544,6 +634,7 @@ def _view(rec: dict[str, Any], index: int) -> dict[str, Any]:
         "outcome": outcome,
         "css": outcome_class(outcome),
         "message": _text(rec.get("message")),
+        "rec": rec,
         "gate": gate if gate in GATES else "",
         "baseline_outcome": _text(rec.get("baseline_outcome")),
         "baseline_reason": _text(rec.get("baseline_reason")),
@@ -557,11 +648,15 @@ def render_html(
     title: str = "SSPI conformance report",
     pcaps: Mapping[int, str] | None = None,
     campaigns: Sequence[Markup] = (),
+    catalogue: Sequence[Scenario] | None = None,
 ) -> str:
     """Render the report to a string. ``pcaps`` maps a record's position in ``records`` to
     the path of its pcap relative to the report; ``campaigns`` are fuzz campaign fragments
-    (``campaign.campaign_fragment``) for the "Fuzz campaigns" section."""
+    (``campaign.campaign_fragment``) for the "Fuzz campaigns" section; ``catalogue`` (default:
+    the shipped one) gives the steps' evidence and "Where the windows profile differs"."""
     pcaps = pcaps or {}
+    scenarios = shipped_scenarios() if catalogue is None else catalogue
+    evidence = Evidence(scenarios)
     indexed = [(i, r) for i, r in enumerate(records) if isinstance(r, dict)]
     singles = {_column(r) for _, r in indexed}
     adapters = sorted(singles - {INTEROP_COLUMN})
@@ -574,9 +669,10 @@ def render_html(
         return (_text(r.get("scenario")), case, column[_column(r)], i)
 
     indexed.sort(key=order)
-    builder = _Builder(adapters)
+    builder = _Builder(adapters, evidence)
     rows = [builder.record(r, pcaps.get(i)) for i, r in indexed]
     views = [_view(r, n) for n, (_, r) in enumerate(indexed)]
+    deviations, deviation_groups = _deviations(views, evidence)
     present: dict[str, int] = {}
     for v in views:
         key = _outcome_key(v["outcome"])
@@ -590,6 +686,9 @@ def render_html(
         "r": rows,
         "pageSize": PAGE_SIZE,
         "gated": bool(gates),
+        "dev": deviation_groups,
+        "noWindows": NO_WINDOWS_EVIDENCE,
+        "messageShown": MESSAGE_SHOWN,
     }
     summary = summary if isinstance(summary, dict) else {}
     raw_adapters, raw_pairs = summary.get("adapters"), summary.get("interop")
@@ -620,7 +719,9 @@ def render_html(
         ],
         "interop": _interop(views),
         "interop_column": INTEROP_COLUMN in column,
-        "deviations": _deviations(views),
+        "deviations": deviations,
+        "family_shown": FAMILY_SHOWN,
+        "differences": windows_differences(scenarios),
         "gates": gates,
         "page_size": PAGE_SIZE,
         "pcap_count": len(pcaps),
