@@ -7,8 +7,13 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 # gss-ntlmssp is the NTLM mechanism under test; libkrb5-dev builds python-gssapi; chromium
-# runs the browser tests of the HTML report.
-SYSTEM_PACKAGES = gss-ntlmssp libkrb5-dev chromium
+# runs the browser tests of the HTML report; tshark checks that Wireshark dissects the report's
+# pcaps as NTLMSSP.
+SYSTEM_PACKAGES = gss-ntlmssp libkrb5-dev chromium tshark
+# Installed means dpkg's "ii" for every package: `dpkg -s` also succeeds for a removed package
+# whose configuration files remain ("rc").
+PACKAGES_INSTALLED = [ "$$(dpkg-query -W -f='$${db:Status-Abbrev}\n' $(SYSTEM_PACKAGES) 2>/dev/null \
+  | grep -c '^ii')" = "$(words $(SYSTEM_PACKAGES))" ]
 
 # make fuzz: seconds per target, and the targets (docs/fuzzing.md).
 FUZZ_TIME    ?= 10
@@ -16,13 +21,16 @@ FUZZ_TARGETS ?= verify decrypt descriptor handshake differential properties
 
 .PHONY: report test fuzz lint system-packages clean
 
+# wireshark-common (pulled in by tshark) asks whether non-root users may capture: answer "no"
+# beforehand, so that the install never stops at a debconf prompt.
 system-packages:
-	@if dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then :; \
+	@if $(PACKAGES_INSTALLED); then :; \
 	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	  echo "installing Debian packages: $(SYSTEM_PACKAGES)"; \
+	  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	else \
-	  echo "note: cannot install $(SYSTEM_PACKAGES) (needs root and apt-get); the gssapi adapter and the browser tests will be unavailable"; \
+	  echo "note: cannot install $(SYSTEM_PACKAGES) (needs root and apt-get); the gssapi adapter, the browser tests and the Wireshark check will be unavailable"; \
 	fi
 
 $(STAMP): pyproject.toml
