@@ -9,6 +9,8 @@ prefixed ``--sspi-``.
 With ``--sspi-adapter``, every job ``sspi-harness run --adapter NAME`` would run (the case
 alone, then ``@as-client`` / ``@as-server`` against the reference) becomes one item named by
 its id, under a collector ``sspi-harness`` attached to the session, so no test file is needed.
+So does each fuzz regression vector of ``vectors/regressions/`` (``regression[<id>]``, marked
+``sspi_regression``), replayed as the command replays them when no case filter is given.
 Outcomes map as follows:
 
 - ``PASS`` passes; ``NON_STRICT`` (allowed only by the other profile) passes with a
@@ -73,6 +75,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sspi: a case of the sspi-harness scenario catalogue")
+    config.addinivalue_line(
+        "markers", "sspi_regression: the replay of a fuzz regression vector (vectors/regressions)"
+    )
     for capability, meaning in opt.CAPABILITY_MARKERS.items():
         config.addinivalue_line(
             "markers", f"{opt.marker_name(capability)}: the case needs {meaning}"
@@ -91,7 +96,8 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
     return (
         f"sspi-harness {__version__}: adapter {state.name}, profile {state.profile}, "
-        f"{len(state.jobs)} cases" + (f", baseline {state.baseline_path}" if state.baseline else "")
+        f"{len(state.jobs) + len(state.regressions)} cases"
+        + (f", baseline {state.baseline_path}" if state.baseline else "")
     )
 
 
@@ -126,17 +132,21 @@ class _State:
         baseline: Baseline | None,
         baseline_path: Path | None,
         isolate: bool,
+        regressions: list[Path],
     ) -> None:
         self.name, self.classes, self.jobs = name, classes, jobs
         self.profile, self.baseline, self.baseline_path = profile, baseline, baseline_path
         self.isolate = isolate
+        self.regressions = regressions
         self._pool: AdapterPool | None = None
+        self._replayed: dict[str, dict[str, Any]] | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config, name: str) -> _State:
         """Resolve the adapter, read the baseline and plan the jobs; any problem is a one-line
         usage error, as from ``sspi-harness run``."""
         from harness.adapters.registry import UnknownAdapter, load_adapter
+        from harness.fuzzing.regressions import vector_paths
         from harness.report.baseline import BaselineError, load_baseline
         from harness.runner.engine import REFERENCE, plan, plan_jobs
         from harness.runner.worker import isolated
@@ -180,6 +190,8 @@ class _State:
             baseline=baseline,
             baseline_path=baseline_path,
             isolate=isolate,
+            # As the command: the regression vectors are replayed when no case is picked out.
+            regressions=[] if option(opt.CASE) else vector_paths(),
         )
 
     @property
@@ -198,6 +210,17 @@ class _State:
         sink = _OneRecord()
         run_jobs([job], self.pool, cast(Any, sink), profile=self.profile)
         return sink.record
+
+    def replayed(self, vector: Path) -> dict[str, Any]:
+        """The record of one regression vector. The command's own replay
+        (``replay_regressions``) runs once, for every vector, at the first one asked for."""
+        if self._replayed is None:
+            from harness.fuzzing.regressions import replay_regressions
+
+            self._replayed = {
+                Path(str(r["source"]["ref"])).name: r for r in replay_regressions(self.name)
+            }
+        return self._replayed[vector.name]
 
     def pytest_command(self, job: Job) -> str:
         argv = ["pytest", "--sspi-adapter", self.name, "--sspi-profile", self.profile]
@@ -243,30 +266,47 @@ class Catalogue(pytest.Collector):
             for capability in Capability:
                 if capability.name in opt.CAPABILITY_MARKERS and capability in needs:
                     item.add_marker(getattr(pytest.mark, opt.marker_name(capability.name)))
-            entry = state.baseline.expected(state.name, job.id) if state.baseline else None
-            if entry is not None and entry.failing:
-                item.add_marker(
-                    pytest.mark.xfail(
-                        reason=f"baseline {entry.describe()}: {entry.reason}",
-                        strict=True,
-                        raises=ExpectedFailure,
-                    )
-                )
+            _mark_expected_failure(item, state)
             items.append(item)
+        for vector in state.regressions:
+            regression = RegressionItem.from_parent(
+                self, name=f"regression[{vector.stem}]", vector=vector
+            )
+            regression.add_marker(pytest.mark.sspi)
+            regression.add_marker(pytest.mark.sspi_regression)
+            _mark_expected_failure(regression, state)
+            items.append(regression)
         return items
 
 
-class CaseItem(pytest.Item):
-    """One catalogue case (or its run against the reference) for the chosen adapter."""
+def _mark_expected_failure(item: pytest.Item, state: _State) -> None:
+    """A strict xfail on an item the baseline expects to fail (its name is the case id)."""
+    entry = state.baseline.expected(state.name, item.name) if state.baseline else None
+    if entry is not None and entry.failing:
+        item.add_marker(
+            pytest.mark.xfail(
+                reason=f"baseline {entry.describe()}: {entry.reason}",
+                strict=True,
+                raises=ExpectedFailure,
+            )
+        )
 
-    def __init__(self, *, job: Job, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.job = job
-        self.record: dict[str, Any] = {}
+
+class _RecordItem(pytest.Item):
+    """An item judged by its results.jsonl record, as the command judges it."""
+
+    record: dict[str, Any]
+
+    def run_record(self, state: _State) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def pytest_command(self, state: _State) -> str | None:
+        """The pytest line that runs this item alone, where there is one."""
+        return None
 
     def runtest(self) -> None:
         state = self.config.stash[_STATE]
-        self.record = record = state.run(self.job)
+        self.record = record = self.run_record(state)
         outcome = record["outcome"]
         self.user_properties += [("outcome", outcome), ("reproducer", record["reproducer"])]
         verdict = "OK"
@@ -286,7 +326,7 @@ class CaseItem(pytest.Item):
         if outcome == "NON_STRICT":
             # Located at the scenario's file: the plugin's own line would tell the reader nothing.
             warnings.warn_explicit(
-                SspiNonStrictWarning(f"{self.job.id}: {record['message']}"),
+                SspiNonStrictWarning(f"{self.name}: {record['message']}"),
                 SspiNonStrictWarning,
                 str(self.reportinfo()[0]),
                 0,
@@ -313,15 +353,32 @@ class CaseItem(pytest.Item):
         if source.get("ref"):
             lines.append(f"  source:     {source['ref']}: {source.get('quote', '')}".rstrip(": "))
         lines.append(f"  reproducer: {record['reproducer']}")
-        lines.append(f"              {state.pytest_command(self.job)}")
+        command = self.pytest_command(state)
+        if command:
+            lines.append(f"              {command}")
         return "\n".join(lines)
 
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: TracebackStyle | None = None
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, CaseFailed | ExpectedFailure):
-            return CaseRepr(str(excinfo.value), self.reportinfo()[0])
+            return CaseRepr(str(excinfo.value), Path(self.reportinfo()[0]))
         return super().repr_failure(excinfo, style)
+
+
+class CaseItem(_RecordItem):
+    """One catalogue case (or its run against the reference) for the chosen adapter."""
+
+    def __init__(self, *, job: Job, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job = job
+        self.record = {}
+
+    def run_record(self, state: _State) -> dict[str, Any]:
+        return state.run(self.job)
+
+    def pytest_command(self, state: _State) -> str | None:
+        return state.pytest_command(self.job)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         from harness.scenarios.loader import DATA_DIR
@@ -329,6 +386,22 @@ class CaseItem(pytest.Item):
         group = self.job.planned.case.scenario.group
         path = DATA_DIR / f"{group}.toml" if group else self.path
         return path, None, f"{self.job.id} ({self.job.planned.case.scenario.title})"
+
+
+class RegressionItem(_RecordItem):
+    """The replay of one fuzz regression vector against the chosen adapter; its reproducer
+    is the record's ``sspi-harness fuzz --replay`` command."""
+
+    def __init__(self, *, vector: Path, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.vector = vector
+        self.record = {}
+
+    def run_record(self, state: _State) -> dict[str, Any]:
+        return state.replayed(self.vector)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.vector, None, f"{self.name} (fuzz regression vector)"
 
 
 def _compact(value: Any) -> str:

@@ -11,6 +11,7 @@ import pytest
 
 from harness import options as opt
 from harness.adapters.base import Capability
+from harness.fuzzing.regressions import vector_paths
 from harness.runner.engine import plan
 from harness.scenarios import load_catalogue
 
@@ -23,6 +24,11 @@ HEAVY = ("harness.adapters", "harness.ntlm", "harness.runner", "harness.scenario
 def _catalogue_size(capability: Capability | None = None) -> int:
     planned = plan(load_catalogue())
     return sum(1 for p in planned if capability is None or capability in p.case.needs)
+
+
+def _regressions() -> int:
+    """The fuzz regression vectors every whole run replays (items too, marked sspi)."""
+    return len(vector_paths())
 
 
 def _baseline(pytester: pytest.Pytester, adapters: dict[str, list[dict[str, str]]]) -> str:
@@ -38,8 +44,8 @@ def test_registered_under_pytest11() -> None:
 
 def test_reference_runs_the_catalogue_as_passing_items(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--sspi-adapter", "reference")
-    total = _catalogue_size()
-    assert total >= 1000
+    total = _catalogue_size() + _regressions()  # what `sspi-harness run` runs, no more
+    assert total >= 1000 and _regressions() >= 1
     result.assert_outcomes(passed=total)
     result.stdout.fnmatch_lines(
         [
@@ -148,7 +154,7 @@ def test_case_patterns_are_ids_or_globs_with_literal_brackets(pytester: pytest.P
 
 
 def test_capability_markers_select_cases(pytester: pytest.Pytester) -> None:
-    total, datagram = _catalogue_size(), _catalogue_size(Capability.DATAGRAM)
+    total, datagram = _catalogue_size() + _regressions(), _catalogue_size(Capability.DATAGRAM)
     assert 0 < datagram < total
     only = pytester.runpytest(
         "--collect-only", "-q", "--sspi-adapter", "reference", "-m", "sspi_datagram"
@@ -186,7 +192,7 @@ def test_fixtures_for_own_tests(pytester: pytest.Pytester) -> None:
         """
     )
     with_adapter = pytester.runpytest("--sspi-adapter", "reference", "-m", "not sspi")
-    with_adapter.assert_outcomes(passed=2, deselected=_catalogue_size())
+    with_adapter.assert_outcomes(passed=2, deselected=_catalogue_size() + _regressions())
     without = pytester.runpytest("-rs")
     without.assert_outcomes(passed=1, skipped=1)
     without.stdout.fnmatch_lines(["SKIPPED*needs --sspi-adapter"])
@@ -197,6 +203,32 @@ def test_isolated_adapter_runs_in_a_worker(pytester: pytest.Pytester) -> None:
         "--sspi-adapter", "reference", "--sspi-isolate", "--sspi-case", "sign-tamper-data[*]"
     )
     result.assert_outcomes(passed=3)
+
+
+def test_regression_vectors_are_items_as_in_the_command(pytester: pytest.Pytester) -> None:
+    """Each vector of vectors/regressions is an item ``regression[<id>]`` with the record the
+    command writes; a case filter leaves them out, as it does for the command."""
+    names = sorted(f"sspi-harness::regression[{p.stem}]" for p in vector_paths())
+    listed = pytester.runpytest("--collect-only", "-q", "--sspi-adapter", "pyspnego",
+                                "-m", "sspi_regression")
+    assert sorted(line for line in listed.stdout.lines if "::regression[" in line) == names
+    filtered = pytester.runpytest("--collect-only", "-q", "--sspi-adapter", "pyspnego",
+                                  "--sspi-case", "sanity*")
+    assert "regression[" not in filtered.stdout.str()
+
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest("--sspi-adapter", "pyspnego", "-m", "sspi_regression",
+                                f"--junitxml={junit}")
+    cases = {tc.get("name"): tc for tc in ET.parse(junit).getroot().iter("testcase")}
+    outcomes = {name: {p.get("name"): p.get("value") for p in tc.iter("property")}["outcome"]
+                for name, tc in cases.items()}
+    failing = [n for n, o in outcomes.items() if o in ("FAIL", "ERROR", "CRASH", "TIMEOUT")]
+    skipped = [n for n, o in outcomes.items() if o == "UNSUPPORTED"]
+    result.assert_outcomes(failed=len(failing), skipped=len(skipped),
+                           passed=len(cases) - len(failing) - len(skipped))
+    assert failing  # pyspnego still has open fuzz findings (see vectors/regressions)
+    result.stdout.fnmatch_lines(["  reproducer: sspi-harness fuzz --adapter pyspnego --replay "
+                                 "vectors/regressions/*.json"])
 
 
 @pytest.mark.parametrize(
