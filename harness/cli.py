@@ -345,6 +345,7 @@ def _property_phase(adapters: dict[str, Any], store: Any, examples: int, *, peer
 def _cmd_run(args: argparse.Namespace) -> int:
     from harness.adapters.registry import load_adapter
     from harness.report import summarize
+    from harness.report.baseline import review
     from harness.report.summary import failing_outcomes
     from harness.runner.engine import (
         REFERENCE,
@@ -364,6 +365,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     baseline = _load_baseline(args.baseline) if args.baseline else None
     campaigns = _load_campaigns(args.out, args.campaign)
     adapters = _adapter_classes(args.adapter, isolate=args.isolate, timeout=args.timeout)
+    if baseline is not None and (problem := review(baseline, args.baseline, adapters).error):
+        raise UsageError(problem)
     jobs = _select(
         plan_jobs(
             adapters, plan(cases), against_reference=not args.no_peers, interop=not args.no_peers
@@ -423,9 +426,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "unexpected_passes": len(verdict.unexpected_passes),
         }
     _write_reports(args.out, store.records, summary, campaigns)
-    if verdict is not None:
+    if verdict is not None and baseline is not None:
         for line in verdict.lines():
             print(line, file=sys.stderr)
+        if not (args.case or args.no_peers or interrupted or broken):  # a whole run
+            for line in review(baseline, args.baseline, adapters, store.records).stale:
+                print(f"warning: {line}", file=sys.stderr)
     if not args.quiet or interrupted:
         for name, counts in summary["adapters"].items():
             text = ", ".join(f"{k} {v}" for k, v in counts.items())

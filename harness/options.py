@@ -168,6 +168,7 @@ CAPABILITY_MARKERS: dict[str, str] = {
     "NTLM_PRIMITIVES": "key and response functions",
     "CLIENT": "the adapter as client against the reference's server (case@as-client)",
     "SERVER": "the adapter as server against the reference's client (case@as-server)",
+    "QOP_OUT": "pfQOP seen as a C caller sees it (written, or left untouched)",
 }
 
 

@@ -162,3 +162,19 @@ def test_review_warns_of_entries_that_match_no_case(tmp_path: Path) -> None:
         "(stale: remove it)"
     ]
     assert review(baseline, path, [MUTANT]).stale == []  # no records: nothing to compare with
+
+
+def test_run_refuses_a_baseline_key_that_names_no_adapter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+
+    path = tmp_path / "typo.json"
+    entry = {"case": "sanity*", "outcome": "FAIL", "reason": "typo in the adapter key"}
+    path.write_text(
+        json.dumps({"schema": "sspi-harness-baseline/1", "adapters": {"referenc": [entry]}})
+    )
+    code = main(["run", "--adapter", "reference", "--case", "sanity*", "--baseline", str(path),
+                 "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "'referenc'" in err and "\n" not in err
+    assert not (tmp_path / "out" / "results.jsonl").exists()  # refused before running
