@@ -406,4 +406,5 @@ def test_unsupported_cases_are_what_impacket_lacks() -> None:
         | Capability.NTLMV1_NO_ESS
         | Capability.DATAGRAM
         | Capability.RAW_DESCRIPTORS
+        | Capability.QOP_OUT
     )

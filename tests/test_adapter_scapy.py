@@ -395,4 +395,5 @@ def test_unsupported_cases_are_what_scapy_lacks() -> None:
         | Capability.NTLMV1_NO_ESS
         | Capability.DATAGRAM
         | Capability.RAW_DESCRIPTORS
+        | Capability.QOP_OUT
     )
