@@ -187,7 +187,7 @@ def test_sspi_level_reference_client_pyspnego_server() -> None:
     desc = SecBufferDesc([
         SecBuffer.of(BufferType.DATA, b"pyspnego mic"), SecBuffer.of(BufferType.TOKEN, mic),
     ])
-    assert package.verify_signature(handle, desc, 0) == (S.SEC_E_OK, 0)
+    assert package.verify_signature(handle, desc, 0) == (S.SEC_E_OK, None)  # pfQOP left untouched
 
 
 def test_sspi_level_pyspnego_client_reference_server() -> None:
